@@ -1,0 +1,41 @@
+# raptr: the two commands a new user needs are `make demo` and `make test`.
+# Every target installs what it needs (scripts/setup.sh) on a fresh Debian machine.
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup test demo lint fmt bench fuzz build clean
+
+setup:
+	scripts/setup.sh
+
+## The test suite: unit tests, and integration tests judged by dpkg and apt-ftparchive.
+test: setup
+	$(CARGO) test --workspace --locked
+
+## A walk through what raptr does today, on a sample bundle built with dpkg tools.
+demo: setup
+	scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Figures, not pass/fail: hashing throughput and scan speed against apt-ftparchive.
+bench: setup
+	scripts/bench.sh
+
+## Fuzzing needs nightly and cargo-fuzz: see shared/formats/README.md.
+fuzz:
+	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run control -- -max_total_time=60
+	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run deb -- -max_total_time=60
+
+build:
+	$(CARGO) build --workspace --release --locked
+
+clean:
+	$(CARGO) clean
+	rm -rf .cache

@@ -1,0 +1,230 @@
+//! `raptr`: the repository core from a terminal (DESIGN §10).
+//!
+//! This binary only parses arguments, walks the files a user names, and prints;
+//! validation and rendering are `raptr-formats`' and are exactly what the ingest
+//! function runs.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
+use raptr_formats::deb::Limits;
+
+mod scan;
+
+/// Publish Debian/APT repositories without servers.
+#[derive(Debug, Parser)]
+#[command(name = "raptr", version, about)]
+struct Cli {
+    /// Machine-readable JSON output instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate files, or the files of one folder, as one upload bundle, exactly
+    /// as the ingest function would. Exit 0: all accepted; 1: any rejected.
+    Check {
+        /// .deb, .dsc, .changes, .buildinfo and source files, or one folder.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Component whose pool the files would go to.
+        #[arg(long, default_value = "main")]
+        component: String,
+    },
+    /// Print the Packages and Sources stanzas that would be published for these
+    /// files (folders are searched recursively for .deb and .dsc files).
+    Scan {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Component whose pool the files would go to.
+        #[arg(long, default_value = "main")]
+        component: String,
+        /// Parallel workers (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+}
+
+/// Exit status for usage and environment errors (a path that does not exist, a
+/// file that cannot be read): nothing was judged.
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Check { paths, component } => check(&paths, &component, cli.json),
+        Command::Scan {
+            paths,
+            component,
+            jobs,
+        } => scan::run(&paths, &component, jobs, cli.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("raptr: {e}");
+            ExitCode::from(USAGE)
+        }
+    }
+}
+
+/// A user-facing error: one sentence naming the path and the problem.
+#[derive(Debug)]
+pub struct CliError(String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn io_error(path: &Path, e: io::Error) -> CliError {
+    CliError(format!("{}: {e}", path.display()))
+}
+
+/// The files `check` treats as one folder: every regular file of a directory
+/// (not recursing), or the files named. All must sit in one directory, because
+/// a bundle's files refer to each other by plain name.
+fn bundle_files(paths: &[PathBuf]) -> Result<(PathBuf, Vec<String>), CliError> {
+    let mut dir: Option<PathBuf> = None;
+    let mut names = Vec::new();
+    let mut same_dir = |d: PathBuf, path: &Path| -> Result<(), CliError> {
+        match &dir {
+            Some(existing) if existing != &d => Err(CliError(format!(
+                "{}: not in {}; a bundle's files must be in one folder",
+                path.display(),
+                existing.display()
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                dir = Some(d);
+                Ok(())
+            }
+        }
+    };
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+        if meta.is_dir() {
+            same_dir(path.clone(), path)?;
+            let entries = std::fs::read_dir(path).map_err(|e| io_error(path, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(path, e))?;
+                let ft = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+                if ft.is_file() {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+        } else if meta.is_file() {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            same_dir(parent, path)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| CliError(format!("{}: not a file name", path.display())))?;
+            names.push(name);
+        } else {
+            return Err(CliError(format!(
+                "{}: not a regular file or folder",
+                path.display()
+            )));
+        }
+    }
+    let dir = dir.ok_or_else(|| CliError("no files given".into()))?;
+    Ok((dir, names))
+}
+
+/// Opens `dir/name` for the bundle checker.
+pub fn opener(dir: &Path) -> impl FnMut(&str) -> io::Result<Box<dyn Read>> + '_ {
+    move |name| {
+        let file = File::open(dir.join(name))?;
+        Ok(Box::new(io::BufReader::with_capacity(256 << 10, file)) as Box<dyn Read>)
+    }
+}
+
+fn check(paths: &[PathBuf], component: &str, json: bool) -> Result<ExitCode, CliError> {
+    let (dir, names) = bundle_files(paths)?;
+    if names.is_empty() {
+        return Err(CliError(format!(
+            "{}: the folder has no files",
+            dir.display()
+        )));
+    }
+    let report = bundle::check_folder(&names, opener(&dir), component, &Limits::default())
+        .map_err(|e| CliError(format!("{}: {e}", dir.display())))?;
+    let out = io::stdout();
+    let mut out = out.lock();
+    if json {
+        let doc = serde_json::json!({
+            "source": report.source,
+            "version": report.version,
+            "accepted": report.count(Status::Accepted),
+            "skipped": report.count(Status::Skipped),
+            "rejected": report.count(Status::Rejected),
+            "files": report.files,
+        });
+        let _ = writeln!(out, "{doc:#}");
+    } else {
+        for f in &report.files {
+            let _ = writeln!(out, "{}", check_line(f));
+            for w in &f.warnings {
+                let _ = writeln!(out, "  warning: {w}");
+            }
+        }
+        let _ = writeln!(out, "{}", summary(&report));
+    }
+    Ok(ExitCode::from(if report.count(Status::Rejected) > 0 {
+        1
+    } else {
+        0
+    }))
+}
+
+fn check_line(f: &FileResult) -> String {
+    match f.status {
+        Status::Accepted => {
+            let what = match (&f.parsed, &f.package) {
+                (Parsed::Deb(_), Some(p)) => format!(
+                    "{p} {} {}",
+                    f.version.as_deref().unwrap_or("?"),
+                    f.architecture.as_deref().unwrap_or("?")
+                ),
+                _ => format!("{:?}", f.kind).to_lowercase(),
+            };
+            let key = f.pool_key.as_deref().unwrap_or("-");
+            format!("accepted: {} ({what}) -> {key}", f.file)
+        }
+        Status::Skipped => format!("skipped: {}", f.reason.as_deref().unwrap_or(&f.file)),
+        Status::Rejected => format!("rejected: {}", f.reason.as_deref().unwrap_or(&f.file)),
+    }
+}
+
+fn summary(r: &BundleReport) -> String {
+    let bundle = match (&r.source, &r.version) {
+        (Some(s), Some(v)) => format!("bundle {s} {v}"),
+        _ => "no bundle identified".into(),
+    };
+    format!(
+        "{bundle}: {} file(s), {} accepted, {} skipped, {} rejected",
+        r.files.len(),
+        r.count(Status::Accepted),
+        r.count(Status::Skipped),
+        r.count(Status::Rejected)
+    )
+}
