@@ -316,6 +316,28 @@ fn check_length(name: &str, header: u64, actual: u64) -> Result<(), DebError> {
     Ok(())
 }
 
+/// Reads the rest of a member and checks its length. A member cut short is
+/// reported as truncated even when its decoder noticed first, because that is
+/// the actual problem.
+fn finish_member<T, R: Read>(
+    name: &str,
+    size: u64,
+    counting: &mut CountingRead<R>,
+    cls: &Classifier,
+    result: Result<T, DebError>,
+) -> Result<T, DebError> {
+    if let Err(DebError::Invalid(_)) = &result {
+        if io::copy(counting, &mut io::sink()).is_ok() && counting.n < size {
+            check_length(name, size, counting.n)?;
+        }
+        return result;
+    }
+    let value = result?;
+    io::copy(counting, &mut io::sink()).map_err(|e| cls.err(name, e))?;
+    check_length(name, size, counting.n)?;
+    Ok(value)
+}
+
 fn next_member<'a, R: Read>(
     archive: &'a mut ar::Archive<R>,
     expected: &str,
@@ -395,7 +417,7 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
         inner: &mut entry,
         n: 0,
     };
-    let text = {
+    let text = (|| {
         let dec = decoder(control_compression, &mut counting, limits)?;
         let capped = Capped {
             inner: dec,
@@ -403,10 +425,9 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
             limit: limits.control_tar,
             what: "control.tar",
         };
-        read_control_tar(&name, capped, limits, &cls)?
-    };
-    io::copy(&mut counting, &mut io::sink()).map_err(|e| cls.err(&name, e))?;
-    check_length(&name, size, counting.n)?;
+        read_control_tar(&name, capped, limits, &cls)
+    })();
+    let text = finish_member(&name, size, &mut counting, &cls, text)?;
     drop(entry);
 
     let control = control::parse_one(&text, Mode::Strict)
@@ -429,7 +450,7 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
         inner: &mut entry,
         n: 0,
     };
-    {
+    let data = (|| {
         let dec = decoder(data_compression, &mut counting, limits)?;
         let capped = Capped {
             inner: dec,
@@ -437,10 +458,9 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
             limit: cap,
             what: "data.tar",
         };
-        read_data_tar(&name, capped, &cls)?;
-    }
-    io::copy(&mut counting, &mut io::sink()).map_err(|e| cls.err(&name, e))?;
-    check_length(&name, size, counting.n)?;
+        read_data_tar(&name, capped, &cls)
+    })();
+    finish_member(&name, size, &mut counting, &cls, data)?;
     drop(entry);
 
     if let Some(extra) = archive.next_entry() {
