@@ -154,7 +154,7 @@ fn bundle_files(paths: &[PathBuf]) -> Result<(PathBuf, Vec<String>), CliError> {
 pub fn opener(dir: &Path) -> impl FnMut(&str) -> io::Result<Box<dyn Read>> + '_ {
     move |name| {
         let file = File::open(dir.join(name))?;
-        Ok(Box::new(io::BufReader::with_capacity(256 << 10, file)) as Box<dyn Read>)
+        Ok(Box::new(io::BufReader::with_capacity(64 << 10, file)) as Box<dyn Read>)
     }
 }
 
