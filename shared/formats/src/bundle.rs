@@ -453,6 +453,8 @@ pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> Bundle
             }
         }
         if !problems.is_empty() {
+            // Root causes (missing files) first: the rest follows from them.
+            problems.sort_by_key(|p| !p.ends_with(" is missing"));
             let changes = files[ci].file.clone();
             let all = problems.join("; ");
             for f in files.iter_mut() {

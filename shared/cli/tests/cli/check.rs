@@ -124,3 +124,45 @@ fn unknown_files_are_rejected_and_usage_errors_exit_2() {
     assert_eq!(raptr(&["check"]).status.code(), Some(2));
     assert_eq!(raptr(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_changes_file_makes_the_folder_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    dpkg_source_with_changes(dir.path(), "atomic", "1.0", "1");
+    let folder = dir.path().to_str().expect("utf-8");
+    let out = raptr(&["check", folder]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "complete upload: {stdout}");
+    assert!(stdout.contains("4 file(s), 4 accepted"), "{stdout}");
+
+    // One listed file missing: nothing of the folder is accepted.
+    fs::remove_file(dir.path().join("atomic_1.0-1.debian.tar.xz")).expect("rm");
+    let out = raptr(&["check", folder]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("0 accepted"), "{stdout}");
+    assert!(
+        stdout.contains("rejected: atomic_1.0-1_source.changes: upload incomplete or inconsistent: atomic_1.0-1.debian.tar.xz is missing"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rejected: atomic_1.0.orig.tar.gz: "),
+        "{stdout}"
+    );
+
+    // A file the .changes does not list is refused along with everything else.
+    let dir = tempfile::tempdir().expect("tempdir");
+    dpkg_source_with_changes(dir.path(), "atomic", "1.0", "1");
+    dpkg_deb(
+        &dir.path().join("stray.deb"),
+        &control("atomic", "1.0-1", "amd64"),
+        "xz",
+    );
+    let out = raptr(&["check", dir.path().to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("stray.deb is not listed in atomic_1.0-1_source.changes"),
+        "{stdout}"
+    );
+}

@@ -72,6 +72,15 @@ pub fn dpkg_deb(out: &Path, control: &str, compression: &str) -> PathBuf {
 /// Builds a source package with dpkg-source in `dir`; returns the .dsc path.
 /// Binary packages: `name` and `name-doc`.
 pub fn dpkg_source(dir: &Path, name: &str, upstream: &str, revision: &str) -> PathBuf {
+    build_source(dir, name, upstream, revision, false)
+}
+
+/// Like [`dpkg_source`], plus a source-only `.changes` made by dpkg-genchanges.
+pub fn dpkg_source_with_changes(dir: &Path, name: &str, upstream: &str, revision: &str) -> PathBuf {
+    build_source(dir, name, upstream, revision, true)
+}
+
+fn build_source(dir: &Path, name: &str, upstream: &str, revision: &str, changes: bool) -> PathBuf {
     let work = tempfile::tempdir().expect("tempdir");
     let bare = upstream_no_epoch(upstream);
     let src = work.path().join(format!("{name}-{bare}"));
@@ -99,6 +108,12 @@ pub fn dpkg_source(dir: &Path, name: &str, upstream: &str, revision: &str) -> Pa
         .current_dir(work.path())
         .arg("-b")
         .arg(format!("{name}-{bare}")));
+    if changes {
+        run(Command::new("dpkg-genchanges")
+            .current_dir(&src)
+            .arg("-S")
+            .arg(format!("-O../{name}_{bare}-{revision}_source.changes")));
+    }
     let mut dsc = None;
     for entry in fs::read_dir(work.path()).expect("readdir") {
         let path = entry.expect("entry").path();
