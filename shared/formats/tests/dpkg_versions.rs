@@ -38,7 +38,7 @@ fn generate(rng: &mut Rng) -> String {
     for _ in 0..rng.next() % 4 {
         v.push_str(rng.pick(TOKENS));
     }
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         v.push('-');
         v.push_str(rng.pick(&["0", "1", "2", "1ubuntu1", "0.1", "a", "1~", "1+b2"]));
         for _ in 0..rng.next() % 2 {

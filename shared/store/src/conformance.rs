@@ -1,0 +1,343 @@
+//! The conformance suite every [`ObjectStore`] adapter must pass. Each check is
+//! a public async function that panics with a message naming the broken
+//! promise; adapters' test files call them one per test, each under its own
+//! key prefix.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::{ObjectStore, PutMode, PutOptions, StoreError};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Put, get, head and get_range agree, metadata included, for keys with the
+/// characters Debian file names use.
+pub async fn round_trip(store: &dyn ObjectStore, prefix: &str) {
+    for name in [
+        "plain",
+        "g++_1.0+b1_amd64.deb",
+        "v_1:2.0~rc1.dsc",
+        "with space",
+    ] {
+        let key = format!("{prefix}/pool/{name}");
+        let opts = PutOptions {
+            content_type: Some("application/vnd.debian.binary-package".into()),
+            cache_control: Some("public, max-age=31536000, immutable".into()),
+            ..Default::default()
+        };
+        let put = store.put(&key, b("hello raptr"), opts).await.expect("put");
+        let (body, meta) = store.get(&key).await.expect("get");
+        assert_eq!(body, b("hello raptr"), "{key}: body round-trips");
+        assert_eq!(meta.key, key, "{key}: key round-trips exactly");
+        assert_eq!(meta.size, 11);
+        assert_eq!(meta.etag, put.etag, "{key}: put and get agree on the ETag");
+        assert_eq!(
+            meta.content_type.as_deref(),
+            Some("application/vnd.debian.binary-package")
+        );
+        assert_eq!(
+            meta.cache_control.as_deref(),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert_eq!(store.head(&key).await.expect("head"), meta);
+        assert_eq!(
+            store.get_range(&key, 6, 11).await.expect("range"),
+            b("raptr")
+        );
+        assert_eq!(
+            store.get_range(&key, 6, 99).await.expect("range"),
+            b("raptr")
+        );
+    }
+    let missing = format!("{prefix}/missing");
+    assert!(
+        matches!(store.get(&missing).await, Err(StoreError::NotFound { key }) if key == missing)
+    );
+    assert!(matches!(
+        store.head(&missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Create-only never replaces; if-match replaces only the version it names.
+pub async fn put_modes(store: &dyn ObjectStore, prefix: &str) {
+    let key = format!("{prefix}/manifest.json");
+    let first = store
+        .put(&key, b("v1"), PutOptions::create_only())
+        .await
+        .expect("create");
+    let again = store.put(&key, b("v2"), PutOptions::create_only()).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "create-only on an existing key: {again:?}"
+    );
+    assert_eq!(
+        store.get(&key).await.expect("get").0,
+        b("v1"),
+        "create-only changed nothing"
+    );
+
+    let second = store
+        .put(&key, b("v2"), PutOptions::if_match(&first.etag))
+        .await
+        .expect("cas");
+    assert_ne!(first.etag, second.etag, "new content, new ETag");
+    let stale = store
+        .put(&key, b("v3"), PutOptions::if_match(&first.etag))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::PreconditionFailed { .. })),
+        "stale ETag: {stale:?}"
+    );
+    assert_eq!(
+        store.get(&key).await.expect("get").0,
+        b("v2"),
+        "a failed CAS changed nothing"
+    );
+
+    let absent = store
+        .put(
+            &format!("{prefix}/absent"),
+            b("x"),
+            PutOptions::if_match(&first.etag),
+        )
+        .await;
+    assert!(
+        matches!(
+            absent,
+            Err(StoreError::PreconditionFailed { .. }) | Err(StoreError::NotFound { .. })
+        ),
+        "if-match on a missing key: {absent:?}"
+    );
+    store
+        .put(&key, b("v4"), PutOptions::default())
+        .await
+        .expect("overwrite");
+    assert_eq!(store.get(&key).await.expect("get").0, b("v4"));
+}
+
+/// The idempotent write: same bytes, nothing to do; other bytes, refused.
+pub async fn put_if_absent_or_same(store: &dyn ObjectStore, prefix: &str) {
+    let key = format!("{prefix}/pool/a.deb");
+    assert!(store
+        .put_if_absent_or_same(&key, b("deb"), PutOptions::default())
+        .await
+        .expect("first"));
+    assert!(!store
+        .put_if_absent_or_same(&key, b("deb"), PutOptions::default())
+        .await
+        .expect("again"));
+    let other = store
+        .put_if_absent_or_same(&key, b("other"), PutOptions::default())
+        .await;
+    assert!(
+        matches!(other, Err(StoreError::AlreadyExists { .. })),
+        "{other:?}"
+    );
+    assert_eq!(
+        store.get(&key).await.expect("get").0,
+        b("deb"),
+        "nothing overwritten"
+    );
+}
+
+/// Server-side copy: honours the source ETag and create-only destination.
+pub async fn copy(store: &dyn ObjectStore, prefix: &str) {
+    let src = format!("{prefix}/incoming/x_1.0_amd64.deb");
+    let dst = format!("{prefix}/pool/x_1.0_amd64.deb");
+    let opts = PutOptions {
+        content_type: Some("application/vnd.debian.binary-package".into()),
+        ..Default::default()
+    };
+    let meta = store.put(&src, b("package"), opts).await.expect("put");
+    let stale = store.copy(&src, &dst, Some("\"not-the-etag\""), true).await;
+    assert!(
+        matches!(stale, Err(StoreError::PreconditionFailed { .. })),
+        "stale source: {stale:?}"
+    );
+    assert!(
+        matches!(store.head(&dst).await, Err(StoreError::NotFound { .. })),
+        "nothing copied"
+    );
+    store
+        .copy(&src, &dst, Some(&meta.etag), true)
+        .await
+        .expect("copy");
+    let (body, copied) = store.get(&dst).await.expect("get");
+    assert_eq!(body, b("package"));
+    assert_eq!(
+        copied.content_type.as_deref(),
+        Some("application/vnd.debian.binary-package")
+    );
+    let again = store.copy(&src, &dst, Some(&meta.etag), true).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "create-only copy: {again:?}"
+    );
+    let missing = store
+        .copy(&format!("{prefix}/nope"), &dst, None, false)
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
+/// Delete is idempotent; list is ordered, prefix-exact and paginated.
+pub async fn delete_and_list(store: &dyn ObjectStore, prefix: &str) {
+    let n = 1005;
+    for i in 0..n {
+        store
+            .put(
+                &format!("{prefix}/dists/k{i:05}"),
+                b("x"),
+                PutOptions::default(),
+            )
+            .await
+            .expect("put");
+    }
+    store
+        .put(&format!("{prefix}/distsX"), b("x"), PutOptions::default())
+        .await
+        .expect("put");
+    let listed = store.list(&format!("{prefix}/dists/")).await.expect("list");
+    assert_eq!(listed.len(), n, "every object, across pages, once");
+    assert!(
+        listed.windows(2).all(|w| w[0].key < w[1].key),
+        "in key order"
+    );
+    let first = store
+        .list_page(&format!("{prefix}/dists/"), None)
+        .await
+        .expect("page");
+    assert!(first.next.is_some(), "more than one page for {n} objects");
+
+    let keys: Vec<String> = listed.iter().take(10).map(|m| m.key.clone()).collect();
+    store.delete_many(&keys).await.expect("delete_many");
+    store
+        .delete(&keys[0])
+        .await
+        .expect("deleting a missing key is fine");
+    assert!(matches!(
+        store.head(&keys[0]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store
+            .list(&format!("{prefix}/dists/"))
+            .await
+            .expect("list")
+            .len(),
+        n - 10
+    );
+}
+
+/// Keys that could escape or be read differently are refused.
+pub async fn invalid_keys(store: &dyn ObjectStore, prefix: &str) {
+    for key in [
+        String::new(),
+        "/abs".to_string(),
+        format!("{prefix}/../escape"),
+        format!("{prefix}//double"),
+        format!("{prefix}/./dot"),
+        format!("{prefix}/trailing/"),
+    ] {
+        let r = store.put(&key, b("x"), PutOptions::default()).await;
+        assert!(
+            matches!(r, Err(StoreError::InvalidKey { .. })),
+            "{key:?}: {r:?}"
+        );
+    }
+}
+
+/// Concurrent create-only puts of one key: exactly one wins.
+pub async fn create_only_race(store: Arc<dyn ObjectStore>, prefix: &str) {
+    let key = format!("{prefix}/race");
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                store
+                    .put(
+                        &key,
+                        Bytes::from(format!("writer {i}")),
+                        PutOptions::create_only(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("task") {
+            Ok(_) => won.push(i),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => panic!("writer {i}: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one create-only put wins: {won:?}");
+    let body = store.get(&key).await.expect("get").0;
+    assert_eq!(
+        body,
+        Bytes::from(format!("writer {}", won[0])),
+        "the winner's bytes are stored"
+    );
+}
+
+/// `tasks` tasks each increment a counter object `rounds` times with
+/// compare-and-swap; the final value is exact (no lost update).
+pub async fn cas_counter(store: Arc<dyn ObjectStore>, prefix: &str, tasks: usize, rounds: usize) {
+    let key = format!("{prefix}/counter");
+    store
+        .put(&key, b("0"), PutOptions::create_only())
+        .await
+        .expect("init");
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                for _ in 0..rounds {
+                    loop {
+                        let (body, meta) = store.get(&key).await.expect("get");
+                        let n: u64 = std::str::from_utf8(&body)
+                            .expect("utf-8")
+                            .parse()
+                            .expect("number");
+                        let next = Bytes::from((n + 1).to_string());
+                        match store
+                            .put(
+                                &key,
+                                next,
+                                PutOptions {
+                                    mode: PutMode::IfMatch(meta.etag),
+                                    ..Default::default()
+                                },
+                            )
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(StoreError::PreconditionFailed { .. }) => {
+                                tokio::task::yield_now().await
+                            }
+                            Err(e) => panic!("increment: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("task");
+    }
+    let body = store.get(&key).await.expect("get").0;
+    assert_eq!(
+        body,
+        Bytes::from((tasks * rounds).to_string()),
+        "no increment lost"
+    );
+}

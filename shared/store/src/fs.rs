@@ -1,0 +1,441 @@
+//! The filesystem adapter: a directory is a bucket, an object is the file at
+//! its key, so apt can read a local repository through a `file:` URI.
+//!
+//! Object semantics on a filesystem:
+//! - a write goes to a staging file under `.raptr-meta/tmp/`, is synced, and is
+//!   renamed into place, so a reader never sees half an object;
+//! - metadata (ETag, Content-Type, Cache-Control) lives in a sidecar JSON file
+//!   under `.raptr-meta/objects/<key>.json`; an object without one (copied in by
+//!   hand) gets its ETag computed from its content;
+//! - every key has a lock file (`.raptr-meta/locks/<sha256 of key>`): writers
+//!   take it exclusively, readers shared, with the OS's advisory file locks, so
+//!   create-only and if-match hold across threads and processes alike;
+//! - ETags are the SHA-256 of the content.
+//!
+//! A copy stages the source under the source's lock, releases it, then commits
+//! under the destination's lock: never two locks at once, so no deadlock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    check_key, ListPage, ObjectMeta, ObjectStore, PutMode, PutOptions, Result, StoreError,
+};
+
+/// The directory at the root of a store that holds raptr's own bookkeeping.
+pub const META_DIR: &str = ".raptr-meta";
+const PAGE: usize = 1000;
+
+/// A directory used as an object store.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+}
+
+/// Staging names are `<pid>-<n>`: unique across processes, and across every
+/// store of this process.
+static STAGING: AtomicU64 = AtomicU64::new(0);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    etag: String,
+    size: u64,
+    content_type: Option<String>,
+    cache_control: Option<String>,
+}
+
+fn permanent(key: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::Permanent {
+        key: key.to_string(),
+        source: e.into(),
+    }
+}
+
+fn io_err(key: &str, e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound {
+            key: key.to_string(),
+        },
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            StoreError::Transient {
+                key: key.to_string(),
+                source: e.into(),
+            }
+        }
+        _ => permanent(key, e),
+    }
+}
+
+impl FsStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FsStore> {
+        let root = root.into();
+        for d in ["tmp", "locks", "objects"] {
+            fs::create_dir_all(root.join(META_DIR).join(d))?;
+        }
+        Ok(FsStore {
+            inner: Arc::new(Inner { root }),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| permanent(key, e.to_string()))?
+    }
+}
+
+/// An advisory lock on one key, released on drop.
+struct KeyLock(File);
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Inner {
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root
+            .join(META_DIR)
+            .join("objects")
+            .join(format!("{key}.json"))
+    }
+
+    fn lock(&self, key: &str, exclusive: bool) -> Result<KeyLock> {
+        let name = raptr_formats::hash::hex(&Sha256::digest(key.as_bytes()));
+        let path = self.root.join(META_DIR).join("locks").join(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| permanent(key, e))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(|e| io_err(key, e))?;
+        Ok(KeyLock(file))
+    }
+
+    /// A fresh staging path, unique across threads and processes.
+    fn staging(&self) -> PathBuf {
+        let n = STAGING.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join(META_DIR)
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()))
+    }
+
+    /// Metadata of an existing object (caller holds its lock).
+    fn meta(&self, key: &str) -> Result<ObjectMeta> {
+        let file_meta = fs::metadata(self.path(key)).map_err(|e| io_err(key, e))?;
+        if !file_meta.is_file() {
+            return Err(StoreError::NotFound {
+                key: key.to_string(),
+            });
+        }
+        let sidecar: Option<Sidecar> = fs::read(self.sidecar_path(key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|s: &Sidecar| s.size == file_meta.len());
+        match sidecar {
+            Some(s) => Ok(ObjectMeta {
+                key: key.to_string(),
+                size: s.size,
+                etag: s.etag,
+                content_type: s.content_type,
+                cache_control: s.cache_control,
+            }),
+            None => {
+                let mut f = File::open(self.path(key)).map_err(|e| io_err(key, e))?;
+                let etag = etag_of_reader(&mut f).map_err(|e| io_err(key, e))?;
+                Ok(ObjectMeta {
+                    key: key.to_string(),
+                    size: file_meta.len(),
+                    etag,
+                    content_type: None,
+                    cache_control: None,
+                })
+            }
+        }
+    }
+
+    /// Moves a staged file into place as `key`, honouring `mode`.
+    fn commit(
+        &self,
+        key: &str,
+        staged: &Path,
+        etag: String,
+        size: u64,
+        opts: &PutOptions,
+    ) -> Result<ObjectMeta> {
+        let _lock = self.lock(key, true)?;
+        let current = match self.meta(key) {
+            Ok(m) => Some(m),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        match (&opts.mode, &current) {
+            (PutMode::CreateOnly, Some(_)) => {
+                return Err(StoreError::AlreadyExists {
+                    key: key.to_string(),
+                })
+            }
+            (PutMode::IfMatch(want), Some(m)) if &m.etag == want => {}
+            (PutMode::IfMatch(_), _) => {
+                return Err(StoreError::PreconditionFailed {
+                    key: key.to_string(),
+                })
+            }
+            _ => {}
+        }
+        let dest = self.path(key);
+        let sidecar = self.sidecar_path(key);
+        for p in [&dest, &sidecar] {
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).map_err(|e| io_err(key, e))?;
+            }
+        }
+        let meta = ObjectMeta {
+            key: key.to_string(),
+            size,
+            etag: etag.clone(),
+            content_type: opts.content_type.clone(),
+            cache_control: opts.cache_control.clone(),
+        };
+        let side = Sidecar {
+            etag,
+            size,
+            content_type: meta.content_type.clone(),
+            cache_control: meta.cache_control.clone(),
+        };
+        let side_tmp = self.staging();
+        fs::write(
+            &side_tmp,
+            serde_json::to_vec(&side).map_err(|e| permanent(key, e))?,
+        )
+        .map_err(|e| io_err(key, e))?;
+        // Object first, then its sidecar: a sidecar whose size does not match
+        // the object is ignored (see `meta`), so a crash in between is harmless.
+        fs::rename(staged, &dest).map_err(|e| io_err(key, e))?;
+        fs::rename(&side_tmp, &sidecar).map_err(|e| io_err(key, e))?;
+        Ok(meta)
+    }
+
+    fn stage_bytes(&self, key: &str, body: &[u8]) -> Result<PathBuf> {
+        let path = self.staging();
+        let mut f = File::create(&path).map_err(|e| io_err(key, e))?;
+        f.write_all(body).map_err(|e| io_err(key, e))?;
+        f.sync_data().map_err(|e| io_err(key, e))?;
+        Ok(path)
+    }
+}
+
+fn etag_of_reader(r: &mut impl Read) -> io::Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("\"{}\"", raptr_formats::hash::hex(&h.finalize())))
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
+        check_key(key)?;
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let _lock = s.lock(&k, false)?;
+            let meta = s.meta(&k)?;
+            let bytes = fs::read(s.path(&k)).map_err(|e| io_err(&k, e))?;
+            Ok((Bytes::from(bytes), meta))
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes> {
+        check_key(key)?;
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let _lock = s.lock(&k, false)?;
+            let mut f = File::open(s.path(&k)).map_err(|e| io_err(&k, e))?;
+            let size = f.metadata().map_err(|e| io_err(&k, e))?.len();
+            let (start, end) = (start.min(size), end.min(size));
+            f.seek(SeekFrom::Start(start)).map_err(|e| io_err(&k, e))?;
+            let mut buf = Vec::with_capacity(end.saturating_sub(start) as usize);
+            f.take(end.saturating_sub(start))
+                .read_to_end(&mut buf)
+                .map_err(|e| io_err(&k, e))?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        check_key(key)?;
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let _lock = s.lock(&k, false)?;
+            s.meta(&k)
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<ObjectMeta> {
+        check_key(key)?;
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let etag = crate::etag_of(&body);
+            let staged = s.stage_bytes(&k, &body)?;
+            let result = s.commit(&k, &staged, etag, body.len() as u64, &opts);
+            if result.is_err() {
+                let _ = fs::remove_file(&staged);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        source_etag: Option<&str>,
+        create_only: bool,
+    ) -> Result<ObjectMeta> {
+        check_key(from)?;
+        check_key(to)?;
+        let (from, to) = (from.to_string(), to.to_string());
+        let want = source_etag.map(str::to_string);
+        let key = to.clone();
+        self.blocking(&key, move |s| {
+            let staged = s.staging();
+            let src_meta = {
+                let _lock = s.lock(&from, false)?;
+                let meta = s.meta(&from)?;
+                if want.as_ref().is_some_and(|w| w != &meta.etag) {
+                    return Err(StoreError::PreconditionFailed { key: from.clone() });
+                }
+                fs::copy(s.path(&from), &staged).map_err(|e| io_err(&from, e))?;
+                meta
+            };
+            let opts = PutOptions {
+                mode: if create_only {
+                    PutMode::CreateOnly
+                } else {
+                    PutMode::Overwrite
+                },
+                content_type: src_meta.content_type.clone(),
+                cache_control: src_meta.cache_control.clone(),
+            };
+            let result = s.commit(&to, &staged, src_meta.etag, src_meta.size, &opts);
+            if result.is_err() {
+                let _ = fs::remove_file(&staged);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let _lock = s.lock(&k, true)?;
+            for p in [s.path(&k), s.sidecar_path(&k)] {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&k, e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_page(&self, prefix: &str, after: Option<String>) -> Result<ListPage> {
+        let p = prefix.to_string();
+        self.blocking(prefix, move |s| {
+            // Walk only the deepest directory the prefix names.
+            let dir_part = p.rfind('/').map_or("", |i| &p[..i]);
+            let start = s.root.join(dir_part);
+            let mut keys = Vec::new();
+            let mut stack = vec![start];
+            while let Some(dir) = stack.pop() {
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(&p, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_err(&p, e))?;
+                    let path = entry.path();
+                    let Ok(rel) = path.strip_prefix(&s.root) else {
+                        continue;
+                    };
+                    let Some(rel) = rel.to_str() else { continue };
+                    if rel.starts_with(META_DIR) {
+                        continue;
+                    }
+                    let ft = entry.file_type().map_err(|e| io_err(rel, e))?;
+                    if ft.is_dir() {
+                        stack.push(path);
+                    } else if ft.is_file()
+                        && rel.starts_with(p.as_str())
+                        && after.as_deref().is_none_or(|a| rel > a)
+                    {
+                        keys.push(rel.to_string());
+                    }
+                }
+            }
+            keys.sort();
+            let next = (keys.len() > PAGE).then(|| keys[PAGE - 1].clone());
+            keys.truncate(PAGE);
+            let mut objects = Vec::with_capacity(keys.len());
+            for k in keys {
+                let _lock = s.lock(&k, false)?;
+                match s.meta(&k) {
+                    Ok(m) => objects.push(m),
+                    Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(ListPage { objects, next })
+        })
+        .await
+    }
+}

@@ -1,0 +1,253 @@
+//! The storage port of raptr, in object-store terms: get, head, put with a
+//! mode, server-side copy with a precondition, delete, list. The same ingest and
+//! publish logic runs on S3 (the AWS adapter) and on a local directory
+//! ([`fs::FsStore`], the embedded default of the CLI, the demo and the fast
+//! tests), and every adapter must pass [`conformance`].
+//!
+//! What this port deliberately lacks: directories, renames and symlinks. S3 has
+//! none of them, so the core may not rely on them.
+//!
+//! Keys are `/`-separated, relative, and never contain an empty, `.` or `..`
+//! segment ([`check_key`]); Debian file names (`+`, `~`, `:`) are kept exactly.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub mod conformance;
+pub mod fs;
+
+/// How a put treats an object that already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Fail with [`StoreError::AlreadyExists`] if the key exists.
+    CreateOnly,
+    /// Replace only the version with this ETag, else
+    /// [`StoreError::PreconditionFailed`] (compare-and-swap).
+    IfMatch(String),
+}
+
+/// Options of a put.
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    pub mode: PutMode,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            mode: PutMode::Overwrite,
+            content_type: None,
+            cache_control: None,
+        }
+    }
+}
+
+impl PutOptions {
+    pub fn create_only() -> Self {
+        PutOptions {
+            mode: PutMode::CreateOnly,
+            ..Default::default()
+        }
+    }
+
+    pub fn if_match(etag: impl Into<String>) -> Self {
+        PutOptions {
+            mode: PutMode::IfMatch(etag.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a head (or a get) tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// An opaque version tag; equal ETags mean equal content.
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+/// A storage failure, naming the key it concerns. Callers branch on the
+/// variant: not-found and precondition failures are answers, transient errors
+/// are retried, permanent ones are reported.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key}: no such object")]
+    NotFound { key: String },
+    #[error("{key}: already exists")]
+    AlreadyExists { key: String },
+    #[error("{key}: precondition failed (the object changed)")]
+    PreconditionFailed { key: String },
+    #[error("{key}: invalid key: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    /// May succeed if tried again (throttling, a timeout, a 5xx).
+    #[error("{key}: transient failure: {source}")]
+    Transient {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{key}: {source}")]
+    Permanent {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub fn key(&self) -> &str {
+        match self {
+            StoreError::NotFound { key }
+            | StoreError::AlreadyExists { key }
+            | StoreError::PreconditionFailed { key }
+            | StoreError::InvalidKey { key, .. }
+            | StoreError::Transient { key, .. }
+            | StoreError::Permanent { key, .. } => key,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient { .. })
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ObjectMeta>,
+    /// Pass back to get the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// The storage port.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// The whole object and its metadata.
+    async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)>;
+
+    /// Bytes `start..end` (end exclusive, clamped to the size).
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes>;
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// Stores an object; returns its new metadata.
+    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<ObjectMeta>;
+
+    /// Server-side copy, only if the source still has `source_etag` when given.
+    /// The destination is created only if absent when `create_only`.
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        source_etag: Option<&str>,
+        create_only: bool,
+    ) -> Result<ObjectMeta>;
+
+    /// Deletes an object; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Lists keys under a prefix, in key order, a page at a time.
+    async fn list_page(&self, prefix: &str, after: Option<String>) -> Result<ListPage>;
+
+    /// Deletes many objects; missing ones are not an error.
+    async fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for k in keys {
+            self.delete(k).await?;
+        }
+        Ok(())
+    }
+
+    /// Every object under a prefix, following pages.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_page(prefix, after).await?;
+            out.extend(page.objects);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Creates `key` with `body` unless the same bytes are already there: the
+    /// idempotent write that makes retries harmless. `Ok(true)` when it wrote,
+    /// `Ok(false)` when identical content was there, `AlreadyExists` when
+    /// different content is (nothing is ever overwritten).
+    async fn put_if_absent_or_same(
+        &self,
+        key: &str,
+        body: Bytes,
+        opts: PutOptions,
+    ) -> Result<bool> {
+        let create = PutOptions {
+            mode: PutMode::CreateOnly,
+            ..opts
+        };
+        match self.put(key, body.clone(), create).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::AlreadyExists { .. }) => {
+                let (existing, _) = self.get(key).await?;
+                if existing == body {
+                    Ok(false)
+                } else {
+                    Err(StoreError::AlreadyExists {
+                        key: key.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The ETag [`fs::FsStore`] gives content: its SHA-256, quoted like S3's.
+pub fn etag_of(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("\"{}\"", raptr_formats::hash::hex(&Sha256::digest(body)))
+}
+
+/// Refuses keys that could escape a directory or that S3 and a filesystem
+/// would treat differently.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if key.starts_with('/') || key.ends_with('/') {
+        return bad("starts or ends with '/'");
+    }
+    if key
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("has a control character or a backslash");
+    }
+    if key.split('/').any(|s| s.starts_with(fs::META_DIR)) {
+        return bad("uses the reserved name .raptr-meta");
+    }
+    Ok(())
+}
