@@ -62,14 +62,14 @@ impl BinaryControl {
                 return Err(format!("control file sets the archive-managed field {f}"));
             }
         }
-        for f in p.fields() {
-            let single_line = !matches!(
-                f.name.to_ascii_lowercase().as_str(),
-                "description" | "conffiles"
-            );
-            if single_line && f.value.contains('\n') && is_identity_field(&f.name) {
-                return Err(format!("control field {} spans several lines", f.name));
-            }
+        // A line break in an identity field would put a second line into the
+        // key-like values raptr builds from it.
+        if let Some(f) = p
+            .fields()
+            .iter()
+            .find(|f| is_identity_field(&f.name) && f.value.contains('\n'))
+        {
+            return Err(format!("control field {} spans several lines", f.name));
         }
         let package = required(p, "Package")?;
         if !valid_package_name(package) {
@@ -158,6 +158,7 @@ mod tests {
             ("Source: ../evil\n", "invalid source package name"),
             ("Source: ok (1.0/../x)\n", "Source field"),
             ("Installed-Size: 12k\n", "not a number"),
+            ("Source: a\n b\n", "spans several lines"),
         ] {
             let e = ctl(extra).expect_err(extra);
             assert!(e.contains(want), "{extra}: {e}");

@@ -227,15 +227,6 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub fn position(&self) -> u64 {
-        self.hasher.size()
-    }
-
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
-
     pub fn finish(self) -> (R, Digests) {
         (self.inner, self.hasher.finish())
     }

@@ -289,16 +289,23 @@ pub async fn create_only_race(store: Arc<dyn ObjectStore>, prefix: &str) {
 }
 
 /// `tasks` tasks each increment a counter object `rounds` times with
-/// compare-and-swap; the final value is exact (no lost update).
-pub async fn cas_counter(store: Arc<dyn ObjectStore>, prefix: &str, tasks: usize, rounds: usize) {
+/// compare-and-swap, spread over `stores` (several handles on one bucket act
+/// like several processes); the final value is exact (no lost update).
+pub async fn cas_counter(
+    stores: &[Arc<dyn ObjectStore>],
+    prefix: &str,
+    tasks: usize,
+    rounds: usize,
+) {
     let key = format!("{prefix}/counter");
+    let store = stores.first().expect("at least one store").clone();
     store
         .put(&key, b("0"), PutOptions::create_only())
         .await
         .expect("init");
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let store = store.clone();
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
             let key = key.clone();
             tokio::spawn(async move {
                 for _ in 0..rounds {

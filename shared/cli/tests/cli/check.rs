@@ -46,9 +46,8 @@ fn accepts_a_dpkg_source_bundle_with_its_debs() {
             .replace("Package: ", "Source: libwidget\nPackage: ");
         dpkg_deb(&dir.path().join(format!("{pkg}_{arch}.deb")), &ctl, "xz");
     }
-    let out = raptr(&["check", dir.path().to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(0), "{stdout}");
     assert!(
         stdout.contains(
             "-> pool/main/libw/libwidget/2.0+dfsg~rc1-3/libwidget_2.0+dfsg~rc1-3_arm64.deb"
@@ -86,9 +85,8 @@ fn accepts_real_debian_packages() {
 #[test]
 fn accepts_a_real_multi_binary_source() {
     let dir = real_fixtures("source");
-    let out = raptr(&["check", dir.to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (status, stdout) = check(&dir);
+    assert_eq!(status, Some(0), "{stdout}");
     assert!(stdout.contains("bundle zlib 1:"), "{stdout}");
 }
 
@@ -98,9 +96,8 @@ fn identical_twins_are_skipped_not_rejected() {
     let deb = deb_with_control(&control("twin", "1.0", "amd64"));
     fs::write(dir.path().join("twin_1.0_amd64.deb"), &deb).expect("write");
     fs::write(dir.path().join("twin-copy.deb"), &deb).expect("write");
-    let out = raptr(&["check", dir.path().to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(0), "{stdout}");
     assert!(
         stdout.contains("skipped: twin_1.0_amd64.deb: identical to twin-copy.deb"),
         "{stdout}"
@@ -129,17 +126,14 @@ fn unknown_files_are_rejected_and_usage_errors_exit_2() {
 fn a_changes_file_makes_the_folder_all_or_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     dpkg_source_with_changes(dir.path(), "atomic", "1.0", "1");
-    let folder = dir.path().to_str().expect("utf-8");
-    let out = raptr(&["check", folder]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "complete upload: {stdout}");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(0), "complete upload: {stdout}");
     assert!(stdout.contains("4 file(s), 4 accepted"), "{stdout}");
 
     // One listed file missing: nothing of the folder is accepted.
     fs::remove_file(dir.path().join("atomic_1.0-1.debian.tar.xz")).expect("rm");
-    let out = raptr(&["check", folder]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(1), "{stdout}");
     assert!(stdout.contains("0 accepted"), "{stdout}");
     assert!(
         stdout.contains("rejected: atomic_1.0-1_source.changes: upload incomplete or inconsistent: atomic_1.0-1.debian.tar.xz is missing"),
@@ -158,9 +152,8 @@ fn a_changes_file_makes_the_folder_all_or_nothing() {
         &control("atomic", "1.0-1", "amd64"),
         "xz",
     );
-    let out = raptr(&["check", dir.path().to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(1), "{stdout}");
     assert!(
         stdout.contains("stray.deb is not listed in atomic_1.0-1_source.changes"),
         "{stdout}"

@@ -32,6 +32,15 @@ pub fn raptr(args: &[&str]) -> Output {
         .expect("raptr runs")
 }
 
+/// Runs `raptr check` (text output) on a path: its exit status and stdout.
+pub fn check(path: &Path) -> (Option<i32>, String) {
+    let out = raptr(&["check", path.to_str().expect("utf-8 path")]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(

@@ -15,13 +15,8 @@ fn expect_rejected(name: &str, bytes: &[u8], want: &str) {
 }
 
 fn expect_folder_rejects(dir: &Path, name: &str, want: &str) {
-    let out = raptr(&["check", dir.to_str().expect("utf-8")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{name}: exit status; output:\n{stdout}"
-    );
+    let (status, stdout) = check(dir);
+    assert_eq!(status, Some(1), "{name}: exit status; output:\n{stdout}");
     let line = stdout
         .lines()
         .find(|l| l.starts_with(&format!("rejected: {name}: ")))
