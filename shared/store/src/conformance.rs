@@ -3,11 +3,18 @@
 //! promise; adapters' test files call them one per test, each under its own
 //! key prefix.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use crate::{ObjectStore, PutMode, PutOptions, StoreError};
+
+pub mod table;
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -309,6 +316,7 @@ pub async fn cas_counter(
             let key = key.clone();
             tokio::spawn(async move {
                 for _ in 0..rounds {
+                    let mut backoff = crate::table::Backoff::new(&format!("cas-{i}"));
                     loop {
                         let (body, meta) = store.get(&key).await.expect("get");
                         let n: u64 = std::str::from_utf8(&body)
@@ -329,7 +337,7 @@ pub async fn cas_counter(
                         {
                             Ok(_) => break,
                             Err(StoreError::PreconditionFailed { .. }) => {
-                                tokio::task::yield_now().await
+                                tokio::time::sleep(backoff.next_pause()).await
                             }
                             Err(e) => panic!("increment: {e}"),
                         }
@@ -347,4 +355,146 @@ pub async fn cas_counter(
         Bytes::from((tasks * rounds).to_string()),
         "no increment lost"
     );
+}
+
+/// Deterministic, incompressible-looking bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A body that yields `ok_bytes` bytes and then fails, like a connection
+/// dropped in the middle of an upload.
+#[derive(Debug)]
+pub struct FailingReader {
+    left: usize,
+}
+
+impl FailingReader {
+    pub fn new(ok_bytes: usize) -> Self {
+        FailingReader { left: ok_bytes }
+    }
+}
+
+impl AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "the body broke off",
+            )));
+        }
+        let n = self.left.min(buf.remaining()).min(64 << 10);
+        buf.put_slice(&vec![b'x'; n]);
+        self.left -= n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Streamed puts and gets of `size` bytes round-trip exactly (pass a size
+/// above the adapter's multipart threshold); a streamed create-only put
+/// loses to an existing object; a body that breaks off stores nothing.
+pub async fn streaming(store: &dyn ObjectStore, prefix: &str, size: usize) {
+    let key = format!("{prefix}/stream/big file+1~rc.bin");
+    let data = pattern(size, 7);
+    let meta = store
+        .put_stream(
+            &key,
+            Box::pin(io::Cursor::new(data.clone())),
+            PutOptions::create_only(),
+        )
+        .await
+        .expect("streamed put");
+    assert_eq!(meta.size, size as u64, "streamed put reports the size");
+    let (mut reader, got) = store.get_stream(&key).await.expect("streamed get");
+    assert_eq!(got.size, size as u64);
+    assert_eq!(got.etag, store.head(&key).await.expect("head").etag);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut read = 0usize;
+    loop {
+        let n = reader.read(&mut buf).await.expect("read stream");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n;
+    }
+    assert_eq!(read, size, "the stream delivers every byte");
+    assert_eq!(
+        hasher.finalize().as_slice(),
+        Sha256::digest(&data).as_slice(),
+        "the stream delivers the stored bytes"
+    );
+    let again = store
+        .put_stream(
+            &key,
+            Box::pin(io::Cursor::new(b"other".to_vec())),
+            PutOptions::create_only(),
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "a streamed create-only put over an object fails: {again:?}"
+    );
+    let broken = format!("{prefix}/stream/broken");
+    let r = store
+        .put_stream(
+            &broken,
+            Box::pin(FailingReader::new(size.min(3 << 20))),
+            PutOptions::default(),
+        )
+        .await;
+    assert!(r.is_err(), "a body that breaks off is an error");
+    assert!(
+        matches!(store.head(&broken).await, Err(StoreError::NotFound { .. })),
+        "a body that breaks off stores nothing"
+    );
+}
+
+/// A copy of a `size`-byte object (pass one above the adapter's copy part
+/// size) is exact, create-only when asked, and checks the source's ETag.
+pub async fn copy_large(store: &dyn ObjectStore, prefix: &str, size: usize) {
+    let from = format!("{prefix}/large/src");
+    let to = format!("{prefix}/large/pool/dst+1~a.deb");
+    let data = pattern(size, 11);
+    let src = store
+        .put(&from, Bytes::from(data.clone()), PutOptions::default())
+        .await
+        .expect("put");
+    let copied = store
+        .copy(&from, &to, Some(&src.etag), true)
+        .await
+        .expect("create-only copy of a large object");
+    assert_eq!(copied.size, size as u64);
+    let (body, _) = store.get(&to).await.expect("get");
+    assert!(body == data, "the copy has the source's bytes");
+    let again = store.copy(&from, &to, Some(&src.etag), true).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "a create-only copy onto an object fails: {again:?}"
+    );
+    let stale = store
+        .copy(&from, &format!("{to}.2"), Some("\"stale\""), true)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::PreconditionFailed { .. })),
+        "a copy from a changed source fails: {stale:?}"
+    );
+    assert!(matches!(
+        store.head(&format!("{to}.2")).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

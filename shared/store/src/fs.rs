@@ -25,8 +25,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::{
-    check_key, ListPage, ObjectMeta, ObjectStore, PutMode, PutOptions, Result, StoreError,
+    check_key, ByteReader, ListPage, ObjectMeta, ObjectStore, PutMode, PutOptions, Result,
+    StoreError,
 };
 
 /// The directory at the root of a store that holds raptr's own bookkeeping.
@@ -282,6 +285,69 @@ impl ObjectStore for FsStore {
             let meta = s.meta(&k)?;
             let bytes = fs::read(s.path(&k)).map_err(|e| io_err(&k, e))?;
             Ok((Bytes::from(bytes), meta))
+        })
+        .await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<(ByteReader, ObjectMeta)> {
+        check_key(key)?;
+        let k = key.to_string();
+        let (file, meta) = self
+            .blocking(key, move |s| {
+                // The open file keeps reading this version: a later write
+                // renames a new file over the key, it does not change this one.
+                let _lock = s.lock(&k, false)?;
+                let meta = s.meta(&k)?;
+                let file = File::open(s.path(&k)).map_err(|e| io_err(&k, e))?;
+                Ok((file, meta))
+            })
+            .await?;
+        Ok((Box::pin(tokio::fs::File::from_std(file)), meta))
+    }
+
+    async fn put_stream(
+        &self,
+        key: &str,
+        mut body: ByteReader,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta> {
+        check_key(key)?;
+        let staged = self.inner.staging();
+        let staged_result: Result<(String, u64)> = async {
+            let mut out = tokio::fs::File::create(&staged)
+                .await
+                .map_err(|e| io_err(key, e))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                let n = body.read(&mut buf).await.map_err(|e| io_err(key, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).await.map_err(|e| io_err(key, e))?;
+                size += n as u64;
+            }
+            out.sync_data().await.map_err(|e| io_err(key, e))?;
+            let etag = format!("\"{}\"", raptr_formats::hash::hex(&hasher.finalize()));
+            Ok((etag, size))
+        }
+        .await;
+        let (etag, size) = match staged_result {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = fs::remove_file(&staged);
+                return Err(e);
+            }
+        };
+        let k = key.to_string();
+        self.blocking(key, move |s| {
+            let result = s.commit(&k, &staged, etag, size, &opts);
+            if result.is_err() {
+                let _ = fs::remove_file(&staged);
+            }
+            result
         })
         .await
     }

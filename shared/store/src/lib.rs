@@ -11,12 +11,18 @@
 //! segment ([`check_key`]); Debian file names (`+`, `~`, `:`) are kept exactly.
 
 use std::fmt;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub mod conformance;
 pub mod fs;
+pub mod table;
+
+/// A streamed object body: read it to its end once.
+pub type ByteReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// How a put treats an object that already exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +142,19 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// The whole object and its metadata.
     async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)>;
 
+    /// The object as a stream, and its metadata: memory does not grow with
+    /// the object's size. The stream reads the version the metadata
+    /// describes, even if the key is overwritten meanwhile.
+    async fn get_stream(&self, key: &str) -> Result<(ByteReader, ObjectMeta)>;
+
+    /// Stores an object read from `body` to its end, without holding it all
+    /// in memory (S3: multipart above a threshold). Modes as for [`put`].
+    /// Nothing is stored if reading `body` fails.
+    ///
+    /// [`put`]: ObjectStore::put
+    async fn put_stream(&self, key: &str, body: ByteReader, opts: PutOptions)
+        -> Result<ObjectMeta>;
+
     /// Bytes `start..end` (end exclusive, clamped to the size).
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes>;
 
@@ -216,6 +235,18 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Reads a whole stream, naming `key` if it fails.
+pub async fn read_all(key: &str, mut body: ByteReader) -> Result<Bytes> {
+    let mut buf = Vec::new();
+    body.read_to_end(&mut buf)
+        .await
+        .map_err(|e| StoreError::Transient {
+            key: key.to_string(),
+            source: e.into(),
+        })?;
+    Ok(Bytes::from(buf))
 }
 
 /// The ETag [`fs::FsStore`] gives content: its SHA-256, quoted like S3's.
