@@ -4,12 +4,13 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup test demo lint fmt bench fuzz build clean
+.PHONY: setup test demo lint fmt bench fuzz build clean emulator localstack-up
 
 setup:
 	scripts/setup.sh
 
-## The test suite: unit tests, and integration tests judged by dpkg and apt-ftparchive.
+## The test suite: unit tests, integration tests judged by dpkg and apt-ftparchive,
+## and the storage conformance suite on the local adapters and on the emulator.
 test: setup
 	$(CARGO) test --workspace --locked
 
@@ -32,6 +33,14 @@ bench: setup
 fuzz:
 	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run control -- -max_total_time=60
 	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run deb -- -max_total_time=60
+
+## An emulator in the foreground, bootstrapped, for trying the AWS CLI against (Ctrl-C stops it).
+emulator: setup
+	scripts/emulator.sh
+
+## LocalStack (needs a Docker engine), bootstrapped like the emulator.
+localstack-up: setup
+	localstack/up.sh
 
 build:
 	$(CARGO) build --workspace --release --locked

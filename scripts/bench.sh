@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks for the formats issue. Prints figures; asserts nothing.
+# raptr's benchmarks. Prints figures; asserts nothing.
 #  1. Size + MD5 + SHA-1 + SHA-256 + SHA-512 of a 1 GiB file in one pass,
 #     next to sha256sum computing SHA-256 alone on the same file.
 #  2. raptr scan over 10,000 small debs, next to apt-ftparchive packages on the
 #     same directory, and whether their stanzas are identical.
-# Peak memory (max RSS) is printed for each run.
+#  3. Lease acquire+release round-trips and journal appends per second, on
+#     the local table and on DynamoDB in the emulator.
+# Peak memory (max RSS) is printed for each timed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=.cache/bench
@@ -52,3 +54,6 @@ if cmp -s <(python3 scripts/sort-stanzas.py <"$bench/ftp.txt") <(python3 scripts
 else
   echo "  stanzas: DIFFERENT (diff $bench/ftp.txt $bench/raptr.txt)"
 fi
+
+echo "== lease lock and journal (local table, and DynamoDB on the emulator)"
+cargo run --release --locked -q -p raptr-aws --example table_bench

@@ -1,0 +1,115 @@
+//! raptr's AWS adapters: [`S3Store`], the object store on one S3 bucket, and
+//! [`DynamoTable`], the lease lock and the journal on one DynamoDB table.
+//! They implement the ports of `raptr-store` and pass its conformance suite
+//! on the emulator (`tests/`).
+//!
+//! Configuration comes from the standard AWS environment: credentials,
+//! region, and `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`) for an emulator. S3 uses path-style
+//! addressing when `RAPTR_S3_PATH_STYLE` is `1` or `true` (emulators on
+//! `127.0.0.1` need it).
+//!
+//! What this crate does not do: decide anything. The core says what to
+//! write; these adapters only translate it into conditional requests and
+//! S3's or DynamoDB's answers back into the ports' errors.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::error::SdkError;
+
+pub mod dynamo;
+pub mod s3;
+
+pub use dynamo::DynamoTable;
+pub use s3::{S3Options, S3Store};
+
+/// The HTTP status of a failed request, if a response arrived at all.
+pub(crate) fn http_status<E>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// The object key of an S3 event record, decoded: S3 URL-encodes keys in
+/// events with `+` for a space (and emulators also encode `/`). `None` if
+/// the escapes are broken or the result is not UTF-8.
+pub fn decode_event_key(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The SDK configuration of the standard AWS environment.
+pub async fn load_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The SDK configuration of an emulator at `endpoint`, with placeholder
+/// credentials (emulators accept any).
+pub async fn emulator_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "raptr-emulator",
+            "raptr-emulator",
+            None,
+            None,
+            "raptr-emulator",
+        ))
+        .load()
+        .await
+}
+
+/// Whether `RAPTR_S3_PATH_STYLE` asks for path-style S3 addressing.
+pub fn path_style_from_env() -> bool {
+    std::env::var("RAPTR_S3_PATH_STYLE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// An S3 client for `region` (or the configuration's own).
+pub fn s3_client(conf: &SdkConfig, region: Option<&str>, path_style: bool) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(conf).force_path_style(path_style);
+    if let Some(r) = region {
+        b = b.region(Region::new(r.to_string()));
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// A DynamoDB client.
+pub fn dynamo_client(conf: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_event_key;
+
+    #[test]
+    fn event_keys_decode_from_aws_and_emulator_forms() {
+        let want = "incoming/stable/main/build 1/g++_1:2.0~rc1_amd64.deb";
+        // AWS keeps `/`; the emulator encodes it too.
+        for raw in [
+            "incoming/stable/main/build+1/g%2B%2B_1%3A2.0%7Erc1_amd64.deb",
+            "incoming%2Fstable%2Fmain%2Fbuild+1%2Fg%2B%2B_1%3A2.0~rc1_amd64.deb",
+        ] {
+            assert_eq!(decode_event_key(raw).as_deref(), Some(want), "{raw}");
+        }
+        assert_eq!(decode_event_key("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(decode_event_key("bad%2"), None);
+        assert_eq!(decode_event_key("bad%zz"), None);
+        assert_eq!(decode_event_key("%FF"), None);
+    }
+}
