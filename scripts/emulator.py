@@ -11,6 +11,12 @@ DynamoDB transaction restores a snapshot that drops writes made meanwhile.
 AWS does neither. The server therefore handles one request at a time (over
 many kept-alive connections), which makes every request atomic, as on AWS.
 
+moto's TransactWriteItems also deep-copies the whole table once per item to
+be able to roll back, so each transaction costs time in proportion to the
+table's size. With requests one at a time, checking every condition first
+and writing only if all hold gives DynamoDB's all-or-nothing result without
+a copy: `transact_write_items` below does that.
+
     python scripts/emulator.py [PORT]      # 0 or nothing: any free port
 """
 
@@ -24,7 +30,77 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
 from werkzeug.serving import make_server
+
+
+def transact_write_items(self, transact_items):
+    """All conditions against the state before the transaction, then all
+    writes, or none (requests are serialized, so nothing runs in between)."""
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    targets = set()
+    errors = []
+    plan = []
+    for item in transact_items:
+        if len(item) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(item.items()))
+        if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+            raise ValueError("Unsupported transaction operation")
+        table_name = op["TableName"]
+        if op_type == "Put":
+            table = self.get_table(table_name)
+            attrs = op["Item"]
+            key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+            if table.range_key_attr is not None:
+                key[table.range_key_attr] = attrs[table.range_key_attr]
+        else:
+            key = op["Key"]
+        target = (table_name, str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+        current = self.get_item(table_name, key)
+        condition = op.get("ConditionExpression")
+        if condition is not None and not get_filter_expression(
+            condition,
+            op.get("ExpressionAttributeNames"),
+            op.get("ExpressionAttributeValues"),
+        ).expr(current):
+            old = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                old = current.to_json()["Attributes"]
+            errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        else:
+            errors.append((None, None, None))
+        plan.append((op_type, op, key))
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+    for op_type, op, key in plan:
+        common = dict(
+            condition_expression=op.get("ConditionExpression"),
+            expression_attribute_names=op.get("ExpressionAttributeNames"),
+            expression_attribute_values=op.get("ExpressionAttributeValues"),
+        )
+        if op_type == "Put":
+            self.put_item(op["TableName"], op["Item"], **common)
+        elif op_type == "Delete":
+            self.delete_item(op["TableName"], key, **common)
+        elif op_type == "Update":
+            self.update_item(
+                op["TableName"], key, update_expression=op["UpdateExpression"], **common
+            )
+
+
+DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def serialized(app):
