@@ -1,0 +1,387 @@
+//! The repository's configuration: one JSON document (DESIGN §8), validated
+//! strictly. Unknown keys, wrong types, bad names and dangling references
+//! are refused with the JSON path of the offending value, and nothing runs
+//! on a refused configuration. `config.schema.json` beside this crate
+//! documents the same rules for editors and reviewers; the tests check that
+//! both accept and refuse the same documents.
+//!
+//! ```json
+//! {
+//!   "layouts": {
+//!     "default": {
+//!       "distributions": {
+//!         "stable": { "components": ["main"], "architectures": ["amd64", "arm64", "source"] }
+//!       }
+//!     }
+//!   },
+//!   "primary": { "bucket": "raptr-primary", "region": "us-east-1", "layout": "default" },
+//!   "replicas": [ { "name": "eu", "bucket": "raptr-replica-eu", "region": "eu-west-1", "layout": "default" } ],
+//!   "release": { "origin": "raptr", "label": "raptr" },
+//!   "signing_key": { "secret": "raptr/signing-key" },
+//!   "retention": { "grace_period_hours": 48, "pending_timeout_hours": 24 }
+//! }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration that was refused: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: {path}: {problem}")]
+pub struct ConfigError {
+    /// The file or key the configuration came from.
+    pub source_name: String,
+    /// Where in the document (`layouts.default.distributions.stable`), or
+    /// `line L column C` for a syntax or type error.
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named sets of distributions; the primary and each replica use one.
+    pub layouts: BTreeMap<String, Layout>,
+    pub primary: Primary,
+    #[serde(default)]
+    pub replicas: Vec<Replica>,
+    pub release: ReleaseIdentity,
+    pub signing_key: SigningKey,
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    pub distributions: BTreeMap<String, Distribution>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distribution {
+    pub components: Vec<String>,
+    /// Binary architectures, and `source` for Sources indices. `all` is
+    /// implied: `Architecture: all` packages go into every architecture.
+    pub architectures: Vec<String>,
+    /// The Release file's Codename; the distribution's name if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codename: Option<String>,
+    /// The Release file's Suite; the distribution's name if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Primary {
+    pub bucket: String,
+    pub region: String,
+    pub layout: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replica {
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    pub layout: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseIdentity {
+    pub origin: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Valid-Until, this many days after Date; none if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for_days: Option<u32>,
+}
+
+/// Where the private signing key is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SigningKey {
+    /// The name or ARN of an AWS Secrets Manager secret (in AWS).
+    Secret(String),
+    /// A file of the repository's own (local repositories).
+    File(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// How long superseded indices and unreferenced pool files stay.
+    #[serde(default = "default_grace")]
+    pub grace_period_hours: u32,
+    /// How long a file may wait for its companions before it is rejected.
+    #[serde(default = "default_pending")]
+    pub pending_timeout_hours: u32,
+}
+
+fn default_grace() -> u32 {
+    48
+}
+
+fn default_pending() -> u32 {
+    24
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            grace_period_hours: default_grace(),
+            pending_timeout_hours: default_pending(),
+        }
+    }
+}
+
+/// A distribution or component name: lowercase letters, digits and
+/// `.+-_`, starting with a letter or digit, at most 64 bytes. No `/`, so it
+/// is one key segment.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".+-_".contains(&c))
+}
+
+/// An S3 bucket name as AWS allows it (3 to 63 of lowercase letters, digits,
+/// `.` and `-`, starting and ending with a letter or digit).
+pub fn valid_bucket(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// A Release field value: one line, printable, not empty.
+fn valid_field(value: &str) -> bool {
+    !value.trim().is_empty() && value.chars().count() <= 200 && !value.chars().any(char::is_control)
+}
+
+impl Config {
+    /// Parses and validates a configuration document; `source_name` names
+    /// it in errors.
+    pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_json::from_slice(bytes).map_err(|e| ConfigError {
+            source_name: source_name.to_string(),
+            path: format!("line {} column {}", e.line(), e.column()),
+            problem: e.to_string(),
+        })?;
+        config.validate(source_name)?;
+        Ok(config)
+    }
+
+    /// The configuration `raptr init` uses when given none: distributions
+    /// `stable` and `testing`, component `main`, architectures `amd64`,
+    /// `arm64`, `i386` and `source`, no replicas, the key in the repository.
+    pub fn default_local(bucket: &str) -> Config {
+        let dist = Distribution {
+            components: vec!["main".into()],
+            architectures: ["amd64", "arm64", "i386", "source"]
+                .map(String::from)
+                .to_vec(),
+            codename: None,
+            suite: None,
+        };
+        Config {
+            layouts: BTreeMap::from([(
+                "default".to_string(),
+                Layout {
+                    distributions: BTreeMap::from([
+                        ("stable".to_string(), dist.clone()),
+                        ("testing".to_string(), dist),
+                    ]),
+                },
+            )]),
+            primary: Primary {
+                bucket: bucket.to_string(),
+                region: "local".into(),
+                layout: "default".into(),
+            },
+            replicas: Vec::new(),
+            release: ReleaseIdentity {
+                origin: "raptr".into(),
+                label: "raptr".into(),
+                description: None,
+                valid_for_days: None,
+            },
+            signing_key: SigningKey::File("keys/private.asc".into()),
+            retention: Retention::default(),
+        }
+    }
+
+    /// The rules serde cannot express.
+    pub fn validate(&self, source_name: &str) -> Result<(), ConfigError> {
+        let fail = |path: String, problem: String| {
+            Err(ConfigError {
+                source_name: source_name.to_string(),
+                path,
+                problem,
+            })
+        };
+        if self.layouts.is_empty() {
+            return fail("layouts".into(), "no layout is defined".into());
+        }
+        for (lname, layout) in &self.layouts {
+            let at = format!("layouts.{lname}");
+            if !valid_name(lname) {
+                return fail(
+                    at,
+                    "not a valid layout name (lowercase letters, digits, .+-_)".into(),
+                );
+            }
+            if layout.distributions.is_empty() {
+                return fail(format!("{at}.distributions"), "no distribution".into());
+            }
+            for (dname, dist) in &layout.distributions {
+                let at = format!("{at}.distributions.{dname}");
+                if !valid_name(dname) {
+                    return fail(
+                        at,
+                        "not a valid distribution name (lowercase letters, digits, .+-_)".into(),
+                    );
+                }
+                check_list(
+                    &dist.components,
+                    &format!("{at}.components"),
+                    valid_name,
+                    "component name",
+                )
+                .or_else(|(p, m)| fail(p, m))?;
+                check_list(
+                    &dist.architectures,
+                    &format!("{at}.architectures"),
+                    |a| {
+                        a == "source"
+                            || (raptr_formats::policy::valid_architecture(a) && a != "all")
+                    },
+                    "architecture (a Debian architecture or `source`; `all` is implied)",
+                )
+                .or_else(|(p, m)| fail(p, m))?;
+                for (field, value) in [("codename", &dist.codename), ("suite", &dist.suite)] {
+                    if let Some(v) = value {
+                        if !valid_name(v) {
+                            return fail(
+                                format!("{at}.{field}"),
+                                format!("{v:?} is not a valid {field}"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let layout_ref = |path: String, layout: &str| {
+            if self.layouts.contains_key(layout) {
+                Ok(())
+            } else {
+                fail(path, format!("no layout named {layout:?}"))
+            }
+        };
+        layout_ref("primary.layout".into(), &self.primary.layout)?;
+        if !valid_bucket(&self.primary.bucket) {
+            return fail(
+                "primary.bucket".into(),
+                format!("{:?} is not a valid bucket name", self.primary.bucket),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut buckets = BTreeSet::from([self.primary.bucket.as_str()]);
+        for (i, r) in self.replicas.iter().enumerate() {
+            let at = format!("replicas[{i}]");
+            if !valid_name(&r.name) {
+                return fail(
+                    format!("{at}.name"),
+                    format!("{:?} is not a valid replica name", r.name),
+                );
+            }
+            if !names.insert(r.name.as_str()) {
+                return fail(
+                    format!("{at}.name"),
+                    format!("replica {:?} is named twice", r.name),
+                );
+            }
+            if !valid_bucket(&r.bucket) {
+                return fail(
+                    format!("{at}.bucket"),
+                    format!("{:?} is not a valid bucket name", r.bucket),
+                );
+            }
+            if !buckets.insert(r.bucket.as_str()) {
+                return fail(
+                    format!("{at}.bucket"),
+                    format!("bucket {:?} is used twice", r.bucket),
+                );
+            }
+            layout_ref(format!("{at}.layout"), &r.layout)?;
+        }
+        for (field, value) in [
+            ("origin", Some(&self.release.origin)),
+            ("label", Some(&self.release.label)),
+            ("description", self.release.description.as_ref()),
+        ] {
+            if value.is_some_and(|v| !valid_field(v)) {
+                return fail(
+                    format!("release.{field}"),
+                    "must be one printable line of 1 to 200 characters".into(),
+                );
+            }
+        }
+        if self.release.valid_for_days == Some(0) {
+            return fail("release.valid_for_days".into(), "must be at least 1".into());
+        }
+        match &self.signing_key {
+            SigningKey::Secret(s) | SigningKey::File(s) if s.trim().is_empty() => {
+                return fail("signing_key".into(), "is empty".into());
+            }
+            _ => {}
+        }
+        if self.retention.grace_period_hours == 0 {
+            return fail(
+                "retention.grace_period_hours".into(),
+                "must be at least 1: clients may still be reading the previous generation".into(),
+            );
+        }
+        if self.retention.pending_timeout_hours == 0 {
+            return fail(
+                "retention.pending_timeout_hours".into(),
+                "must be at least 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Non-empty, every item valid, no duplicates.
+fn check_list(
+    items: &[String],
+    path: &str,
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<(), (String, String)> {
+    if items.is_empty() {
+        return Err((path.to_string(), "must not be empty".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !valid(item) {
+            return Err((
+                format!("{path}[{i}]"),
+                format!("{item:?} is not a valid {what}"),
+            ));
+        }
+        if !seen.insert(item) {
+            return Err((format!("{path}[{i}]"), format!("{item:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
