@@ -533,14 +533,23 @@ impl Journal for DynamoTable {
             return Ok(Vec::new());
         }
         let items = self.query_all("journal", limit).await?;
-        Ok(items
+        items
             .iter()
-            .map(|i| Change {
-                seq: get_s(i, "sk").parse().unwrap_or(0),
-                id: get_s(i, "id"),
-                body: get_s(i, "body"),
+            .map(|i| {
+                let sk = get_s(i, "sk");
+                let seq = sk.parse().map_err(|_| {
+                    TableError::permanent(
+                        format!("journal entry {sk:?}"),
+                        "its sort key is not a sequence number",
+                    )
+                })?;
+                Ok(Change {
+                    seq,
+                    id: get_s(i, "id"),
+                    body: get_s(i, "body"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn mark_done(&self, lease: &Lease, seqs: &[u64]) -> TableResult<()> {

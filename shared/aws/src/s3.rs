@@ -141,7 +141,10 @@ impl S3Store {
     }
 
     pub fn with_options(mut self, opts: S3Options) -> Self {
-        assert!(opts.part_size >= 5 << 20, "S3 parts are at least 5 MiB");
+        assert!(
+            opts.part_size >= 5 << 20 && opts.copy_part_size >= 5 << 20,
+            "S3 parts are at least 5 MiB"
+        );
         self.opts = opts;
         self
     }
@@ -357,12 +360,7 @@ impl S3Store {
                 if start > 0 || end < src.size {
                     req = req.copy_source_range(format!("bytes={start}-{}", end - 1));
                 }
-                let out = req.send().await.map_err(|e| match classify(from, e) {
-                    StoreError::PreconditionFailed { key } => {
-                        StoreError::PreconditionFailed { key }
-                    }
-                    other => other,
-                })?;
+                let out = req.send().await.map_err(|e| classify(from, e))?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)

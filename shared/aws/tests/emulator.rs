@@ -201,8 +201,8 @@ async fn bootstrap_buckets_and_events() {
 
     // What a CI job does: `aws s3 cp` under incoming/. The event reaches the
     // queue; keys outside incoming/ and requests/ send none.
-    let dir = tempfile_dir();
-    let file = dir.join("g++_1.0 1_amd64.deb");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("g++_1.0 1_amd64.deb");
     std::fs::write(&file, b"not really a deb").expect("write");
     let key = "incoming/stable/main/build-1/g++_1.0 1_amd64.deb";
     let s = store().await;
@@ -279,10 +279,4 @@ async fn bootstrap_buckets_and_events() {
     );
     assert!(keys[0].contains("g%2B%2B_1.0+1"), "encoded: {}", keys[0]);
     assert_eq!(raptr_aws::decode_event_key(&keys[0]).as_deref(), Some(key));
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("raptr-aws-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }

@@ -272,7 +272,7 @@ fn etag_of_reader(r: &mut impl Read) -> io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(format!("\"{}\"", raptr_formats::hash::hex(&h.finalize())))
+    Ok(crate::quoted_etag(&h.finalize()))
 }
 
 #[async_trait]
@@ -330,7 +330,7 @@ impl ObjectStore for FsStore {
                 size += n as u64;
             }
             out.sync_data().await.map_err(|e| io_err(key, e))?;
-            let etag = format!("\"{}\"", raptr_formats::hash::hex(&hasher.finalize()));
+            let etag = crate::quoted_etag(&hasher.finalize());
             Ok((etag, size))
         }
         .await;

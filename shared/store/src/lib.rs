@@ -252,7 +252,12 @@ pub async fn read_all(key: &str, mut body: ByteReader) -> Result<Bytes> {
 /// The ETag [`fs::FsStore`] gives content: its SHA-256, quoted like S3's.
 pub fn etag_of(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    format!("\"{}\"", raptr_formats::hash::hex(&Sha256::digest(body)))
+    quoted_etag(&Sha256::digest(body))
+}
+
+/// A SHA-256 digest as an ETag: hex, quoted like S3's.
+pub(crate) fn quoted_etag(sha256: &[u8]) -> String {
+    format!("\"{}\"", raptr_formats::hash::hex(sha256))
 }
 
 /// Refuses keys that could escape a directory or that S3 and a filesystem
