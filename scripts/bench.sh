@@ -6,6 +6,9 @@
 #     same directory, and whether their stanzas are identical.
 #  3. Lease acquire+release round-trips and journal appends per second, on
 #     the local table and on DynamoDB in the emulator.
+#  4. Ingest: MB/s for one 1 GiB deb (and a 64 MiB one, to show memory stays
+#     flat), bundles per second for 1,000 one-deb bundles, on a local
+#     directory and on the emulator (BENCH_INGEST_MIB, BENCH_BUNDLES).
 # Peak memory (max RSS) is printed for each timed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,3 +60,7 @@ fi
 
 echo "== lease lock and journal (local table, and DynamoDB on the emulator)"
 cargo run --release --locked -q -p raptr-aws --example table_bench
+
+echo "== ingest (a 1 GiB deb, then 1,000 small bundles; locally, then on the emulator)"
+cargo build --release --locked -q -p raptr-ingest --example ingest_bench
+"$bin/examples/ingest_bench" "${BENCH_INGEST_MIB:-1024}" "${BENCH_BUNDLES:-1000}"

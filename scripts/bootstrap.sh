@@ -16,7 +16,7 @@
 set -euo pipefail
 
 bucket=${RAPTR_BUCKET:-raptr-primary}
-replicas=${RAPTR_REPLICAS:-raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2}
+replicas=${RAPTR_REPLICAS-raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2}
 table=${RAPTR_TABLE:-raptr}
 queue=${RAPTR_QUEUE:-raptr-ingest}
 aws_cli=${AWS_CLI:-aws}

@@ -93,6 +93,25 @@ pub fn dynamo_client(conf: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(conf)
 }
 
+/// The DynamoDB table of the lease and the journal: `RAPTR_TABLE`, else
+/// `raptr`.
+pub fn table_name_from_env() -> String {
+    std::env::var("RAPTR_TABLE")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "raptr".into())
+}
+
+/// The adapters of the repository whose primary bucket is `bucket`, from the
+/// standard AWS environment. The table's items are namespaced by the bucket,
+/// so one table can serve several repositories.
+pub async fn repository(bucket: &str) -> (S3Store, DynamoTable) {
+    let conf = load_config().await;
+    let store = S3Store::new(s3_client(&conf, None, path_style_from_env()), bucket);
+    let table = DynamoTable::new(dynamo_client(&conf), table_name_from_env(), bucket);
+    (store, table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::decode_event_key;

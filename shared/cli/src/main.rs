@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
 use raptr_formats::deb::Limits;
 
+mod repo;
 mod scan;
 
 /// Publish Debian/APT repositories without servers.
@@ -22,6 +23,10 @@ struct Cli {
     /// Machine-readable JSON output instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// The repository: a directory, or s3://BUCKET (endpoint and credentials
+    /// from the standard AWS environment).
+    #[arg(long, global = true, value_name = "DIR|s3://BUCKET")]
+    repo: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +55,24 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Create a repository from a configuration document, or with the default
+    /// layout (stable and testing, main, amd64 arm64 i386 source).
+    Init { config: Option<PathBuf> },
+    /// Upload files (or the files of folders) as one bundle into
+    /// DISTRIBUTION/COMPONENT, and ingest them: what `aws s3 cp` into
+    /// incoming/ does. Exit 0: nothing rejected; 1: something rejected.
+    Upload {
+        /// Where to: DISTRIBUTION/COMPONENT, e.g. stable/main.
+        target: String,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The upload folder's name (default: local-<milliseconds>).
+        #[arg(long)]
+        upload_id: Option<String>,
+    },
+    /// Submit a request (link, unlink, remove, purge, verify): what uploading
+    /// it to requests/ does. Exit 0: accepted; 1: rejected.
+    Request { request: PathBuf },
 }
 
 /// Exit status for usage and environment errors (a path that does not exist, a
@@ -71,6 +94,19 @@ fn main() -> ExitCode {
             component,
             jobs,
         } => scan::run(&paths, &component, jobs, cli.json),
+        Command::Init { config } => {
+            with_repo(&cli.repo, |r| repo::init(r, config.as_deref(), cli.json))
+        }
+        Command::Upload {
+            target,
+            paths,
+            upload_id,
+        } => with_repo(&cli.repo, |r| {
+            repo::upload(r, &target, &paths, upload_id.as_deref(), cli.json)
+        }),
+        Command::Request { request } => {
+            with_repo(&cli.repo, |r| repo::request(r, &request, cli.json))
+        }
     };
     match result {
         Ok(code) => code,
@@ -81,9 +117,21 @@ fn main() -> ExitCode {
     }
 }
 
+fn with_repo(
+    repo: &Option<String>,
+    run: impl FnOnce(&str) -> Result<ExitCode, CliError>,
+) -> Result<ExitCode, CliError> {
+    match repo.as_deref() {
+        Some(r) if !r.is_empty() => run(r),
+        _ => Err(CliError(
+            "this command needs --repo DIR or --repo s3://BUCKET".into(),
+        )),
+    }
+}
+
 /// A user-facing error: one sentence naming the path and the problem.
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError(pub String);
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,6 +260,7 @@ fn check_line(f: &FileResult) -> String {
         }
         Status::Skipped => format!("skipped: {}", f.reason.as_deref().unwrap_or(&f.file)),
         Status::Rejected => format!("rejected: {}", f.reason.as_deref().unwrap_or(&f.file)),
+        Status::Pending => format!("pending: {}", f.reason.as_deref().unwrap_or(&f.file)),
     }
 }
 

@@ -169,6 +169,14 @@ fn valid_field(value: &str) -> bool {
 }
 
 impl Config {
+    /// The layout of the primary bucket (validation guarantees it exists).
+    pub fn primary_layout(&self) -> &Layout {
+        static EMPTY: Layout = Layout {
+            distributions: BTreeMap::new(),
+        };
+        self.layouts.get(&self.primary.layout).unwrap_or(&EMPTY)
+    }
+
     /// Parses and validates a configuration document; `source_name` names
     /// it in errors.
     pub fn from_json(bytes: &[u8], source_name: &str) -> Result<Config, ConfigError> {

@@ -33,17 +33,20 @@ use crate::policy::valid_file_name;
 use crate::version::Version;
 
 /// What happens to a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Accepted,
     /// Already there with identical bytes: nothing to do, not an error.
     Skipped,
     Rejected,
+    /// Waiting for companion files (only when the folder is still open,
+    /// see [`Rules::open`]).
+    Pending,
 }
 
 /// What kind of file it is, by its role in the bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Deb,
@@ -119,14 +122,28 @@ impl FileResult {
         }
     }
 
-    fn reject(&mut self, problem: impl AsRef<str>) {
+    /// A result for a file that was validated earlier; the caller fills in
+    /// what it recorded.
+    pub fn restored(file: &str, kind: Kind) -> Self {
+        FileResult::new(file, kind)
+    }
+
+    fn pend(&mut self, why: impl AsRef<str>) {
+        if self.status != Status::Rejected {
+            self.status = Status::Pending;
+            self.reason = Some(format!("{}: {}", self.file, why.as_ref()));
+        }
+    }
+
+    /// Rejects the file (a first rejection's reason is kept).
+    pub fn reject(&mut self, problem: impl AsRef<str>) {
         if self.status != Status::Rejected {
             self.status = Status::Rejected;
             self.reason = Some(format!("{}: {}", self.file, problem.as_ref()));
         }
     }
 
-    fn set_digests(&mut self, d: Digests) {
+    pub fn set_digests(&mut self, d: Digests) {
         self.size = Some(d.size);
         self.sha256 = Some(d.sha256.clone());
         self.digests = Some(d);
@@ -285,8 +302,26 @@ fn listed_by(files: &[FileResult], kind: Kind) -> Vec<(usize, Vec<ListedFile>)> 
         .collect()
 }
 
+/// How [`apply_rules`] treats a folder.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// The folder may still receive files (the ingest function, one event at
+    /// a time): a `.dsc` or `.changes` whose listed files are missing, and a
+    /// file no `.dsc` claims yet, are [`Status::Pending`] instead of rejected.
+    /// A mismatch is final either way.
+    pub open: bool,
+    /// The bundle identity already fixed for this folder (by files accepted
+    /// earlier); files that disagree with it are rejected.
+    pub identity: Option<(String, Version)>,
+}
+
+/// Applies the folder rules to a complete folder (`raptr check`).
+pub fn apply_folder_rules(files: Vec<FileResult>, component: &str) -> BundleReport {
+    apply_rules(files, component, &Rules::default())
+}
+
 /// Applies the folder rules to files that were each validated on their own.
-pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> BundleReport {
+pub fn apply_rules(mut files: Vec<FileResult>, component: &str, rules: &Rules) -> BundleReport {
     // Files a .dsc lists are source files, whatever their extension says.
     let dsc_lists: Vec<(usize, Vec<ListedFile>)> = listed_by(&files, Kind::Dsc);
     for (_, list) in &dsc_lists {
@@ -306,7 +341,10 @@ pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> Bundle
             .filter(|f| f.kind == kind && f.status != Status::Rejected)
             .find_map(FileResult::identity)
     };
-    let identity = pick(Kind::Changes, &files)
+    let identity = rules
+        .identity
+        .clone()
+        .or_else(|| pick(Kind::Changes, &files))
         .or_else(|| pick(Kind::Dsc, &files))
         .or_else(|| {
             let mut votes: BTreeMap<(String, String), (usize, usize, Version)> = BTreeMap::new();
@@ -402,8 +440,10 @@ pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> Bundle
     for (dsc_index, list) in listed_by(&files, Kind::Dsc) {
         let dsc_name = files[dsc_index].file.clone();
         let mut problems = Vec::new();
+        let mut missing = Vec::new();
         for lf in &list {
             match files.iter_mut().find(|f| f.file == lf.name) {
+                None if rules.open => missing.push(lf.name.clone()),
                 None => problems.push(format!("{} is missing", lf.name)),
                 Some(f) => match f.digests.as_ref().map(|d| lf.verify(d)) {
                     Some(Ok(())) if f.status != Status::Rejected => {}
@@ -423,19 +463,35 @@ pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> Bundle
                     f.reject(format!("listed by {dsc_name}, which was rejected"));
                 }
             }
+        } else if !missing.is_empty() {
+            let waiting = missing.join(", ");
+            files[dsc_index].pend(format!("waiting for {waiting}"));
+            for lf in &list {
+                if let Some(f) = files.iter_mut().find(|f| f.file == lf.name) {
+                    f.pend(format!(
+                        "listed by {dsc_name}, which is waiting for {waiting}"
+                    ));
+                }
+            }
         }
     }
 
     // Anything nobody claims.
     for f in files.iter_mut().filter(|f| f.kind == Kind::Unknown) {
+        if rules.open {
+            f.pend("waiting for a .dsc that lists it");
+            continue;
+        }
         f.reject("not a package file (.deb, .dsc, .changes, .buildinfo) nor listed by a .dsc in this folder");
     }
 
     // A .changes makes the folder all-or-nothing.
     if let Some((ci, list)) = listed_by(&files, Kind::Changes).into_iter().next() {
         let mut problems = Vec::new();
+        let mut missing = Vec::new();
         for lf in &list {
             match files.iter().find(|f| f.file == lf.name) {
+                None if rules.open => missing.push(lf.name.clone()),
                 None => problems.push(format!("{} is missing", lf.name)),
                 Some(f) => match f.digests.as_ref().map(|d| lf.verify(d)) {
                     Some(Ok(())) if f.status == Status::Rejected => {
@@ -465,6 +521,14 @@ pub fn apply_folder_rules(mut files: Vec<FileResult>, component: &str) -> Bundle
                         "{changes} makes the folder all-or-nothing and it failed: {all}"
                     ));
                 }
+            }
+        } else if !missing.is_empty() {
+            let waiting = missing.join(", ");
+            let changes = files[ci].file.clone();
+            for f in files.iter_mut() {
+                f.pend(format!(
+                    "{changes} makes the folder all-or-nothing; waiting for {waiting}"
+                ));
             }
         }
     }

@@ -60,7 +60,7 @@ impl Default for Limits {
 }
 
 /// Compression of a `control.tar` or `data.tar` member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,

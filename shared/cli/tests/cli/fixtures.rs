@@ -3,7 +3,6 @@
 //! refuse to build.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -51,15 +50,7 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-pub const CONTROL: &str = "Package: PKG\nVersion: VER\nArchitecture: ARCH\nMaintainer: raptr tests <tests@example.com>\nInstalled-Size: 4\nSection: utils\nPriority: optional\nDepends: libc6 (>= 2.36)\nDescription: a test package\n It does nothing.\n .\n Really nothing.\nX-Raptr-Test: yes\n";
-
-/// The control file of a test package.
-pub fn control(package: &str, version: &str, arch: &str) -> String {
-    CONTROL
-        .replace("PKG", package)
-        .replace("VER", version)
-        .replace("ARCH", arch)
-}
+pub use raptr_testkit::control;
 
 /// Builds a .deb with dpkg-deb, with `compression` for both members.
 pub fn dpkg_deb(out: &Path, control: &str, compression: &str) -> PathBuf {
@@ -141,83 +132,4 @@ fn upstream_no_epoch(v: &str) -> &str {
     v.split_once(':').map_or(v, |(_, u)| u)
 }
 
-/// A tar archive (uncompressed) from (path, kind, data) entries.
-pub enum Entry<'a> {
-    File(&'a str, &'a [u8]),
-    Symlink(&'a str, &'a str),
-    Hardlink(&'a str, &'a str),
-    /// A file header whose path is written raw (bypassing the builder's checks).
-    RawFile(&'a str, &'a [u8]),
-}
-
-pub fn tar(entries: &[Entry<'_>]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        match e {
-            Entry::File(path, data) => {
-                h.set_size(data.len() as u64);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, path, *data).expect("tar");
-            }
-            Entry::RawFile(path, data) => {
-                h.set_size(data.len() as u64);
-                h.set_entry_type(tar::EntryType::Regular);
-                let name = &mut h.as_old_mut().name;
-                name[..path.len()].copy_from_slice(path.as_bytes());
-                h.set_cksum();
-                b.append(&h, *data).expect("tar");
-            }
-            Entry::Symlink(path, target) | Entry::Hardlink(path, target) => {
-                h.set_size(0);
-                h.set_entry_type(if matches!(e, Entry::Symlink(..)) {
-                    tar::EntryType::Symlink
-                } else {
-                    tar::EntryType::Link
-                });
-                b.append_link(&mut h, path, target).expect("tar");
-            }
-        }
-    }
-    b.into_inner().expect("tar")
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
-}
-
-/// An ar archive from (member name, data) pairs.
-pub fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = ar::Builder::new(Vec::new());
-    for (name, data) in members {
-        let h = ar::Header::new(name.as_bytes().to_vec(), data.len() as u64);
-        b.append(&h, *data).expect("ar");
-    }
-    b.into_inner().expect("ar")
-}
-
-/// A hand-built .deb: debian-binary 2.0, control.tar.gz, data.tar.gz.
-pub fn handmade_deb(control_tar: &[u8], data_tar: &[u8]) -> Vec<u8> {
-    ar(&[
-        ("debian-binary", b"2.0\n"),
-        ("control.tar.gz", &gzip(control_tar)),
-        ("data.tar.gz", &gzip(data_tar)),
-    ])
-}
-
-/// A minimal valid data.tar.
-pub fn data_tar() -> Vec<u8> {
-    tar(&[Entry::File("./usr/share/doc/x/README", b"hello\n")])
-}
-
-/// A hand-built .deb whose control file is `control`.
-pub fn deb_with_control(control: &str) -> Vec<u8> {
-    handmade_deb(
-        &tar(&[Entry::File("./control", control.as_bytes())]),
-        &data_tar(),
-    )
-}
+pub use raptr_testkit::{ar, data_tar, deb_with_control, gzip, handmade_deb, tar, Entry};

@@ -7,3 +7,4 @@ mod check;
 mod fixtures;
 mod ftparchive;
 mod hostile;
+mod repo;

@@ -1,0 +1,124 @@
+//! `raptr --repo DIR init|upload|request` on a local directory repository.
+
+use std::fs;
+
+use crate::fixtures::raptr;
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn init_upload_and_request_on_a_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().expect("utf-8");
+
+    // Not a repository yet.
+    let out = raptr(&["--repo", repo, "upload", "stable/main", "x.deb"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    let out = raptr(&["--repo", repo, "init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("initialised"), "{}", text(&out));
+    let out = raptr(&["--repo", repo, "init"]);
+    assert!(text(&out).contains("already initialised"), "{}", text(&out));
+
+    // A bundle: a source package and a binary, uploaded as one folder.
+    let build = tmp.path().join("build");
+    fs::create_dir(&build).expect("mkdir");
+    let mut files = raptr_testkit::source_package("hello", "1.0-1", &["hello"]);
+    files.push((
+        raptr_testkit::deb_name("hello", "1.0-1", "amd64"),
+        raptr_testkit::deb("hello", "1.0-1", "amd64", None, "a"),
+    ));
+    for (name, bytes) in &files {
+        fs::write(build.join(name), bytes).expect("write");
+    }
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "upload",
+        "stable/main",
+        build.to_str().expect("utf-8"),
+        "--upload-id",
+        "build-1",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("4 object(s), 4 accepted, 0 skipped, 0 rejected, 0 pending"),
+        "{t}"
+    );
+    let pool = tmp.path().join("repo/pool/main/h/hello/1.0-1");
+    for (name, bytes) in &files {
+        assert_eq!(&fs::read(pool.join(name)).expect("in the pool"), bytes);
+    }
+    assert!(pool.join("manifest.json").is_file());
+
+    // Other bytes under the same name: rejected, exit 1, pool unchanged.
+    let other = tmp.path().join("hello_1.0-1_amd64.deb");
+    fs::write(
+        &other,
+        raptr_testkit::deb("hello", "1.0-1", "amd64", None, "b"),
+    )
+    .expect("write");
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "upload",
+        "stable/main",
+        other.to_str().expect("utf-8"),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("rejected: hello_1.0-1_amd64.deb: ") && t.contains("different contents"),
+        "{t}"
+    );
+    assert_eq!(
+        &fs::read(pool.join("hello_1.0-1_amd64.deb")).expect("pool"),
+        &files[3].1
+    );
+
+    // Requests.
+    let good = tmp.path().join("promote.json");
+    fs::write(
+        &good,
+        r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing"}"#,
+    )
+    .expect("write");
+    let out = raptr(&["--repo", repo, "request", good.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("accepted: requests/promote.json"),
+        "{}",
+        text(&out)
+    );
+    let bad = tmp.path().join("bad.json");
+    fs::write(&bad, r#"{"action":"link","bundle":"hello","version":"all","component":"main","distribution":"sid"}"#)
+        .expect("write");
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "--json",
+        "request",
+        bad.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["reports"][0]["status"], "rejected");
+    assert!(doc["reports"][0]["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("\"sid\" is not a distribution"));
+
+    // A command that needs a repository, without one.
+    let out = raptr(&["request", good.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--repo"));
+}

@@ -1,0 +1,159 @@
+//! `manifest.json`: what the pool holds for one bundle version (DESIGN §4).
+//!
+//! The indices are rendered from manifests alone, so a manifest records
+//! everything a `Packages` or `Sources` stanza needs: sizes, the four hashes,
+//! and the control paragraph as validated. It is updated by compare-and-swap:
+//! two invocations adding files to one bundle version both land, and an entry,
+//! once written, never changes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use raptr_formats::bundle::Kind;
+use raptr_formats::hash::Digests;
+use raptr_store::{ObjectStore, PutOptions, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::manifest_key;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The source package name.
+    pub bundle: String,
+    /// The source version, with its epoch.
+    pub version: String,
+    pub component: String,
+    /// By file name (the last segment of the pool key).
+    pub files: BTreeMap<String, ManifestFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub digests: Digests,
+    /// Binary package name, version and architecture (`.deb`s); `source` for
+    /// a `.dsc` and the files it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The control paragraph as validated: a `.deb`'s `control`, a `.dsc`'s
+    /// paragraph (signature removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    /// Who uploaded it (the S3 event's principal, or `local:<user>`).
+    pub uploader: String,
+    pub uploaded_at: String,
+    /// The upload it came from: `<incoming key>@<etag>`.
+    pub upload: String,
+}
+
+/// What adding a file to a manifest found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// The entry is new.
+    Added,
+    /// The same file was there already with identical bytes; `ours` when it
+    /// came from this very upload (a retried or duplicated event).
+    Same { ours: bool },
+    /// Different bytes under that name, or the bundle version in the pool has
+    /// another epoch: the reason.
+    Conflict(String),
+}
+
+/// Reads a manifest and its ETag; `None` if the bundle version has none yet.
+pub async fn load(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+) -> Result<Option<(Manifest, String)>, StoreError> {
+    let key = manifest_key(pool_dir);
+    match store.get(&key).await {
+        Ok((body, meta)) => {
+            let m: Manifest = serde_json::from_slice(&body).map_err(|e| StoreError::Permanent {
+                key: key.clone(),
+                source: format!("not a raptr manifest: {e}").into(),
+            })?;
+            Ok(Some((m, meta.etag)))
+        }
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Compares a file with what the manifest holds, without changing anything.
+pub fn compare(m: &Manifest, version: &str, name: &str, file: &ManifestFile) -> Option<Added> {
+    if m.version != version {
+        return Some(Added::Conflict(format!(
+            "the pool already holds {} {} in this directory; versions that differ only in epoch cannot both be stored",
+            m.bundle, m.version
+        )));
+    }
+    let existing = m.files.get(name)?;
+    Some(if existing.digests.sha256 == file.digests.sha256 {
+        Added::Same {
+            ours: existing.upload == file.upload,
+        }
+    } else {
+        Added::Conflict(format!(
+            "{name} {} is already in the pool with different contents (sha256 {}, this upload {}); published files never change",
+            m.bundle, existing.digests.sha256, file.digests.sha256
+        ))
+    })
+}
+
+/// Adds one file to a bundle version's manifest, creating it if need be.
+pub async fn add(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+    identity: (&str, &str, &str),
+    name: &str,
+    file: &ManifestFile,
+) -> Result<Added, StoreError> {
+    let (bundle, version, component) = identity;
+    let key = manifest_key(pool_dir);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let current = load(store, pool_dir).await?;
+        let (mut m, opts) = match current {
+            Some((m, etag)) => {
+                if let Some(found) = compare(&m, version, name, file) {
+                    return Ok(found);
+                }
+                (m, PutOptions::if_match(etag))
+            }
+            None => (
+                Manifest {
+                    bundle: bundle.to_string(),
+                    version: version.to_string(),
+                    component: component.to_string(),
+                    files: BTreeMap::new(),
+                },
+                PutOptions::create_only(),
+            ),
+        };
+        m.files.insert(name.to_string(), file.clone());
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| StoreError::Permanent {
+            key: key.clone(),
+            source: Box::new(e),
+        })?;
+        let opts = PutOptions {
+            content_type: Some("application/json".into()),
+            ..opts
+        };
+        match store.put(&key, Bytes::from(body), opts).await {
+            Ok(_) => return Ok(Added::Added),
+            Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
+                // Someone else changed it first: read again and retry.
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

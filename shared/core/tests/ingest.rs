@@ -1,0 +1,665 @@
+//! Ingest on the local adapters (a directory and a file-locked table): the
+//! scenarios of DESIGN §4–§6, with events in random order and duplicated.
+//! The same scenarios run on the emulator through S3 notifications in
+//! `functions/ingest/tests`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use raptr_core::config::Config;
+use raptr_core::ingest::{Ingest, ObjectEvent};
+use raptr_core::manifest::Manifest;
+use raptr_core::report::Report;
+use raptr_formats::bundle::Status;
+use raptr_store::fs::FsStore;
+use raptr_store::table::{Journal, LocalTable};
+use raptr_store::{ObjectStore, PutOptions};
+use raptr_testkit::{changes, deb, deb_name, deb_with_control, source_package, File};
+
+struct Repo {
+    _dir: tempfile::TempDir,
+    store: Arc<FsStore>,
+    table: Arc<LocalTable>,
+    ingest: Ingest,
+}
+
+fn repo() -> Repo {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsStore::open(dir.path().join("bucket")).unwrap());
+    let table = Arc::new(LocalTable::open(dir.path().join("table")).unwrap());
+    let ingest = Ingest::new(store.clone(), table.clone(), Config::default_local("repo"));
+    Repo {
+        _dir: dir,
+        store,
+        table,
+        ingest,
+    }
+}
+
+/// A small deterministic shuffle (xorshift), so that a failure reproduces.
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+impl Repo {
+    async fn put(&self, key: &str, bytes: &[u8]) {
+        self.store
+            .put(key, Bytes::copy_from_slice(bytes), PutOptions::default())
+            .await
+            .unwrap();
+    }
+
+    async fn event(&self, key: &str) -> raptr_core::ingest::Outcome {
+        self.ingest
+            .handle(&ObjectEvent {
+                key: key.to_string(),
+                uploader: "tests".into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    /// Uploads every file into `folder`, then delivers each event twice, in
+    /// a shuffled order.
+    async fn upload(&self, folder: &str, files: &[File], seed: u64) {
+        for (name, bytes) in files {
+            self.put(&format!("{folder}/{name}"), bytes).await;
+        }
+        let mut events: Vec<String> = files
+            .iter()
+            .flat_map(|(n, _)| [format!("{folder}/{n}"), format!("{folder}/{n}")])
+            .collect();
+        shuffle(&mut events, seed);
+        for key in events {
+            self.event(&key).await;
+        }
+    }
+
+    async fn report(&self, key: &str) -> Report {
+        Report::read(self.store.as_ref(), key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no report for {key}"))
+    }
+
+    async fn status(&self, key: &str) -> Status {
+        self.report(key).await.status.unwrap()
+    }
+
+    async fn exists(&self, key: &str) -> bool {
+        self.store.head(key).await.is_ok()
+    }
+
+    async fn manifest(&self, dir: &str) -> Manifest {
+        let (m, _) = raptr_core::manifest::load(self.store.as_ref(), dir)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no manifest in {dir}"));
+        m
+    }
+
+    async fn pending_changes(&self) -> Vec<raptr_core::change::Change> {
+        self.table
+            .pending(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| serde_json::from_str(&c.body).unwrap())
+            .collect()
+    }
+
+    async fn incoming_left(&self) -> Vec<String> {
+        self.store
+            .list("incoming/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    }
+}
+
+fn hello_bundle() -> Vec<File> {
+    let mut files = source_package("hello", "1.0-1", &["hello", "hello-doc"]);
+    files.push((
+        deb_name("hello", "1.0-1", "amd64"),
+        deb("hello", "1.0-1", "amd64", None, "a"),
+    ));
+    files.push((
+        deb_name("hello", "1.0-1", "arm64"),
+        deb("hello", "1.0-1", "arm64", None, "b"),
+    ));
+    files.push((
+        deb_name("hello-doc", "1.0-1", "all"),
+        deb("hello-doc", "1.0-1", "all", Some("hello"), "c"),
+    ));
+    files
+}
+
+const DIR: &str = "pool/main/h/hello/1.0-1";
+
+#[tokio::test]
+async fn a_bundle_in_random_order_with_duplicated_events() {
+    for seed in [1, 7, 42] {
+        let r = repo();
+        let folder = "incoming/stable/main/build-1";
+        let files = hello_bundle();
+        r.upload(folder, &files, seed).await;
+        for (name, bytes) in &files {
+            let key = format!("{folder}/{name}");
+            let report = r.report(&key).await;
+            assert_eq!(report.status, Some(Status::Accepted), "{key}: {report:?}");
+            let pool_key = format!("{DIR}/{name}");
+            assert_eq!(report.pool_key.as_deref(), Some(pool_key.as_str()));
+            assert_eq!(report.uploader.as_deref(), Some("tests"));
+            let (stored, _) = r.store.get(&pool_key).await.unwrap();
+            assert_eq!(&stored[..], &bytes[..], "{pool_key}");
+        }
+        let m = r.manifest(DIR).await;
+        assert_eq!(m.bundle, "hello");
+        assert_eq!(m.version, "1.0-1");
+        assert_eq!(m.files.len(), files.len());
+        let amd64 = &m.files[&deb_name("hello", "1.0-1", "amd64")];
+        assert_eq!(amd64.architecture.as_deref(), Some("amd64"));
+        assert!(amd64
+            .control
+            .as_deref()
+            .unwrap()
+            .contains("Package: hello\n"));
+        assert!(m.files["hello_1.0-1.dsc"].control.is_some());
+        // One link per accepted file, none for the duplicated events.
+        let changes = r.pending_changes().await;
+        assert_eq!(changes.len(), files.len(), "{changes:?}");
+        assert!(changes
+            .iter()
+            .all(|c| c.distribution.as_deref() == Some("stable")
+                && c.bundle.as_deref() == Some("hello")
+                && c.versions == ["1.0-1"]));
+        assert!(r.incoming_left().await.is_empty());
+        let folder_report: serde_json::Value = serde_json::from_slice(
+            &r.store
+                .get("reports/incoming/stable/main/build-1.json")
+                .await
+                .unwrap()
+                .0,
+        )
+        .unwrap();
+        assert_eq!(folder_report["bundle"], "hello");
+    }
+}
+
+#[tokio::test]
+async fn a_dsc_waits_for_its_files() {
+    let r = repo();
+    let folder = "incoming/stable/main/src-1";
+    let files = source_package("hello", "1.0-1", &["hello"]);
+    let dsc_key = format!("{folder}/{}", files[0].0);
+    r.put(&dsc_key, &files[0].1).await;
+    r.event(&dsc_key).await;
+    let report = r.report(&dsc_key).await;
+    assert_eq!(report.status, Some(Status::Pending));
+    assert!(
+        report.reason.as_deref().unwrap().contains("waiting for"),
+        "{report:?}"
+    );
+    assert!(!r.exists(&format!("{DIR}/{}", files[0].0)).await);
+    // The first tarball alone changes nothing.
+    r.upload(folder, &files[1..2], 3).await;
+    assert_eq!(r.status(&dsc_key).await, Status::Pending);
+    assert_eq!(
+        r.status(&format!("{folder}/{}", files[1].0)).await,
+        Status::Pending
+    );
+    assert!(!r.exists(&format!("{DIR}/{}", files[1].0)).await);
+    // The last one completes the set: all three go in.
+    r.upload(folder, &files[2..], 3).await;
+    for (name, _) in &files {
+        assert_eq!(
+            r.status(&format!("{folder}/{name}")).await,
+            Status::Accepted
+        );
+        assert!(r.exists(&format!("{DIR}/{name}")).await, "{name}");
+    }
+    assert!(r.incoming_left().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dsc_with_a_tampered_file_is_rejected_with_its_files() {
+    let r = repo();
+    let folder = "incoming/stable/main/src-2";
+    let mut files = source_package("hello", "1.0-1", &["hello"]);
+    files[1].1.push(0);
+    r.upload(folder, &files, 5).await;
+    for (name, bytes) in &files {
+        let key = format!("{folder}/{name}");
+        assert_eq!(r.status(&key).await, Status::Rejected, "{key}");
+        let (kept, _) = r.store.get(&format!("rejected/{key}")).await.unwrap();
+        assert_eq!(&kept[..], &bytes[..]);
+    }
+    assert!(r.store.list("pool/").await.unwrap().is_empty());
+    assert!(r.pending_changes().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_changes_folder_is_all_or_nothing() {
+    let r = repo();
+    let folder = "incoming/testing/main/up-7";
+    let mut files = hello_bundle();
+    let ch = changes("hello", "1.0-1", "testing", &files);
+    let missing = files.pop().unwrap();
+    files.push(ch);
+    r.upload(folder, &files, 11).await;
+    for (name, _) in &files {
+        let key = format!("{folder}/{name}");
+        let report = r.report(&key).await;
+        assert_eq!(report.status, Some(Status::Pending), "{key}: {report:?}");
+        assert!(
+            report.reason.as_deref().unwrap().contains(&missing.0),
+            "{report:?}"
+        );
+    }
+    assert!(r.store.list("pool/").await.unwrap().is_empty());
+    assert!(r.pending_changes().await.is_empty());
+    // The missing file arrives: everything goes in at once.
+    r.upload(folder, std::slice::from_ref(&missing), 1).await;
+    for (name, _) in files.iter().chain([&missing]) {
+        let key = format!("{folder}/{name}");
+        assert_eq!(r.status(&key).await, Status::Accepted, "{key}");
+    }
+    assert_eq!(r.manifest(DIR).await.files.len(), files.len() + 1);
+    assert!(r.incoming_left().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_changes_folder_with_a_wrong_file_is_rejected_whole() {
+    let r = repo();
+    let folder = "incoming/testing/main/up-8";
+    let mut files = hello_bundle();
+    let ch = changes("hello", "1.0-1", "testing", &files);
+    let last = files.len() - 1;
+    files[last].1 = deb("hello-doc", "1.0-1", "all", Some("hello"), "other bytes");
+    files.push(ch);
+    r.upload(folder, &files, 2).await;
+    for (name, _) in &files {
+        let key = format!("{folder}/{name}");
+        assert_eq!(r.status(&key).await, Status::Rejected, "{key}");
+        assert!(r.exists(&format!("rejected/{key}")).await);
+    }
+    assert!(r.store.list("pool/").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn identical_reupload_is_skipped_and_different_bytes_rejected() {
+    let r = repo();
+    let files = hello_bundle();
+    r.upload("incoming/stable/main/b1", &files, 1).await;
+    let before = r.manifest(DIR).await;
+
+    // The same bytes again, into testing: skipped, and linked there too.
+    r.upload("incoming/testing/main/b2", &files[3..4], 1).await;
+    let key = format!("incoming/testing/main/b2/{}", files[3].0);
+    let report = r.report(&key).await;
+    assert_eq!(report.status, Some(Status::Skipped), "{report:?}");
+    assert!(report.reason.unwrap().contains("already in the pool"));
+    let changes = r.pending_changes().await;
+    assert!(changes
+        .iter()
+        .any(|c| c.distribution.as_deref() == Some("testing")));
+
+    // Same name, version and architecture, other bytes: rejected, pool intact.
+    let other = deb("hello", "1.0-1", "amd64", None, "rebuilt");
+    let name = deb_name("hello", "1.0-1", "amd64");
+    r.upload(
+        "incoming/stable/main/b3",
+        &[(name.clone(), other.clone())],
+        1,
+    )
+    .await;
+    let key = format!("incoming/stable/main/b3/{name}");
+    let report = r.report(&key).await;
+    assert_eq!(report.status, Some(Status::Rejected));
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("different contents"),
+        "{report:?}"
+    );
+    let (pool, _) = r.store.get(&format!("{DIR}/{name}")).await.unwrap();
+    assert_eq!(&pool[..], &files[3].1[..]);
+    let (kept, _) = r.store.get(&format!("rejected/{key}")).await.unwrap();
+    assert_eq!(&kept[..], &other[..]);
+    assert_eq!(r.manifest(DIR).await, before);
+}
+
+#[tokio::test]
+async fn a_new_architecture_may_join_an_existing_bundle_version() {
+    let r = repo();
+    r.upload("incoming/stable/main/b1", &hello_bundle(), 4)
+        .await;
+    let name = deb_name("hello", "1.0-1", "i386");
+    r.upload(
+        "incoming/stable/main/b9",
+        &[(name.clone(), deb("hello", "1.0-1", "i386", None, "i"))],
+        1,
+    )
+    .await;
+    assert_eq!(
+        r.status(&format!("incoming/stable/main/b9/{name}")).await,
+        Status::Accepted
+    );
+    assert!(r.manifest(DIR).await.files.contains_key(&name));
+}
+
+#[tokio::test]
+async fn an_unlisted_architecture_is_stored_with_a_warning() {
+    let r = repo();
+    let name = deb_name("hello", "1.0-1", "riscv64");
+    let key = format!("incoming/stable/main/b1/{name}");
+    r.put(&key, &deb("hello", "1.0-1", "riscv64", None, "r"))
+        .await;
+    r.event(&key).await;
+    let report = r.report(&key).await;
+    assert_eq!(report.status, Some(Status::Accepted));
+    assert_eq!(
+        report.warnings,
+        [format!("Skipping ignored architecture {name}")]
+    );
+    assert!(r.exists(&format!("{DIR}/{name}")).await);
+}
+
+#[tokio::test]
+async fn versions_that_differ_only_in_epoch_cannot_share_the_pool() {
+    let r = repo();
+    let a = deb("hello", "1.0-1", "amd64", None, "a");
+    let b = deb("hello", "1:1.0-1", "arm64", None, "b");
+    r.upload(
+        "incoming/stable/main/e1",
+        &[(deb_name("hello", "1.0-1", "amd64"), a)],
+        1,
+    )
+    .await;
+    let name = deb_name("hello", "1:1.0-1", "arm64");
+    r.upload("incoming/stable/main/e2", &[(name.clone(), b)], 1)
+        .await;
+    let report = r.report(&format!("incoming/stable/main/e2/{name}")).await;
+    assert_eq!(report.status, Some(Status::Rejected));
+    assert!(report.reason.unwrap().contains("epoch"));
+    assert!(!r.exists(&format!("{DIR}/{name}")).await);
+}
+
+#[tokio::test]
+async fn a_file_of_another_bundle_is_rejected() {
+    let r = repo();
+    let folder = "incoming/stable/main/mixed";
+    let files = vec![
+        (
+            deb_name("hello", "1.0-1", "amd64"),
+            deb("hello", "1.0-1", "amd64", None, "a"),
+        ),
+        (
+            deb_name("other", "2.0", "amd64"),
+            deb("other", "2.0", "amd64", None, "b"),
+        ),
+    ];
+    r.upload(folder, &files, 1).await;
+    let statuses = [
+        r.status(&format!("{folder}/{}", files[0].0)).await,
+        r.status(&format!("{folder}/{}", files[1].0)).await,
+    ];
+    // Whichever came first fixed the folder's bundle; the other is rejected.
+    assert!(statuses.contains(&Status::Accepted) && statuses.contains(&Status::Rejected));
+}
+
+#[tokio::test]
+async fn bad_keys_and_hostile_files_are_rejected_and_kept() {
+    let r = repo();
+    let hostile = [
+        ("incoming/stable/main/h1/evil.deb", b"!<arch>\nnot really".to_vec()),
+        (
+            "incoming/stable/main/h1/inject_1.0_amd64.deb",
+            deb_with_control(
+                "Package: inject\nVersion: 1.0\nArchitecture: amd64\nDescription: x\n\nPackage: evil\n",
+            ),
+        ),
+        ("incoming/stable/main/h1/notes.txt", b"hello".to_vec()),
+        ("incoming/unstable/main/h2/a_1_amd64.deb", deb("a1", "1", "amd64", None, "")),
+        ("incoming/stable/contrib/h3/a_1_amd64.deb", deb("a1", "1", "amd64", None, "")),
+        ("incoming/stable/main/a_1_amd64.deb", deb("a1", "1", "amd64", None, "")),
+    ];
+    for (key, bytes) in &hostile {
+        r.put(key, bytes).await;
+        r.event(key).await;
+        r.event(key).await;
+    }
+    for (key, bytes) in &hostile {
+        let report = r.report(key).await;
+        // A stray text file waits for a .dsc that might list it.
+        let want = if key.ends_with(".txt") {
+            Status::Pending
+        } else {
+            Status::Rejected
+        };
+        assert_eq!(report.status, Some(want), "{key}: {report:?}");
+        let reason = report.reason.unwrap();
+        assert!(!reason.is_empty());
+        if want == Status::Rejected {
+            let (kept, _) = r.store.get(&format!("rejected/{key}")).await.unwrap();
+            assert_eq!(&kept[..], &bytes[..], "{key}");
+            assert!(!r.exists(key).await);
+        }
+    }
+    assert!(r.store.list("pool/").await.unwrap().is_empty());
+    assert!(r.pending_changes().await.is_empty());
+}
+
+#[tokio::test]
+async fn fifty_concurrent_bundles_each_land_once() {
+    let r = Arc::new(repo());
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let pkg = format!("pkg{i}");
+            let folder = format!("incoming/stable/main/ci-{i}");
+            let files = vec![
+                (
+                    deb_name(&pkg, "1.0", "amd64"),
+                    deb(&pkg, "1.0", "amd64", None, "x"),
+                ),
+                (
+                    deb_name(&pkg, "1.0", "arm64"),
+                    deb(&pkg, "1.0", "arm64", None, "y"),
+                ),
+            ];
+            r.upload(&folder, &files, i).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let changes = r.pending_changes().await;
+    assert_eq!(changes.len(), 100);
+    for i in 0..50 {
+        let m = r.manifest(&format!("pool/main/p/pkg{i}/1.0")).await;
+        assert_eq!(m.files.len(), 2);
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| c.bundle.as_deref() == Some(&format!("pkg{i}")))
+                .count(),
+            2
+        );
+    }
+    assert!(r.incoming_left().await.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_events_for_one_folder_both_land() {
+    let r = Arc::new(repo());
+    let folder = "incoming/stable/main/race";
+    let files = hello_bundle();
+    for (name, bytes) in &files {
+        r.put(&format!("{folder}/{name}"), bytes).await;
+    }
+    let mut tasks = Vec::new();
+    for (name, _) in files.iter().chain(files.iter()) {
+        let (r, key) = (r.clone(), format!("{folder}/{name}"));
+        tasks.push(tokio::spawn(async move { r.event(&key).await }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (name, _) in &files {
+        assert_eq!(
+            r.status(&format!("{folder}/{name}")).await,
+            Status::Accepted
+        );
+    }
+    assert_eq!(r.manifest(DIR).await.files.len(), files.len());
+    assert_eq!(r.pending_changes().await.len(), files.len());
+}
+
+async fn request(r: &Repo, name: &str, body: &str) -> Report {
+    let key = format!("requests/{name}.json");
+    r.put(&key, body.as_bytes()).await;
+    r.event(&key).await;
+    r.report(&key).await
+}
+
+#[tokio::test]
+async fn requests_are_checked_journaled_and_reported() {
+    let r = repo();
+    r.upload("incoming/stable/main/b1", &hello_bundle(), 1)
+        .await;
+    let base = r.pending_changes().await.len();
+
+    let ok = [
+        (
+            "link",
+            r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing"}"#,
+        ),
+        (
+            "unlink",
+            r#"{"action":"unlink","bundle":"hello","version":"all","component":"main","distribution":"stable","architectures":["arm64"]}"#,
+        ),
+        (
+            "remove",
+            r#"{"action":"remove","bundle":"hello","version":"1.0-1","component":"main","packages":["source"]}"#,
+        ),
+        ("purge", r#"{"action":"purge"}"#),
+        ("verify", r#"{"action":"verify"}"#),
+    ];
+    for (i, (name, body)) in ok.iter().enumerate() {
+        let report = request(&r, name, body).await;
+        assert_eq!(report.status, Some(Status::Accepted), "{name}: {report:?}");
+        assert!(report.journal_seq.is_some());
+        assert_eq!(r.pending_changes().await.len(), base + i + 1);
+    }
+    let unlink = request(&r, "unlink", ok[1].1).await;
+    assert_eq!(
+        unlink.files,
+        [format!("{DIR}/{}", deb_name("hello", "1.0-1", "arm64"))]
+    );
+    let changes = r.pending_changes().await;
+    let last_link = changes
+        .iter()
+        .rev()
+        .find(|c| c.action.as_str() == "link")
+        .unwrap();
+    assert_eq!(last_link.distribution.as_deref(), Some("testing"));
+    assert!(last_link.origin.starts_with("requests/link.json@"));
+
+    // The same request again (a duplicated event) appends nothing.
+    r.event("requests/link.json").await;
+    assert_eq!(r.pending_changes().await.len(), base + ok.len());
+
+    // A dry run reports and changes nothing.
+    let dry = request(
+        &r,
+        "dry",
+        r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing","dry_run":true}"#,
+    )
+    .await;
+    assert_eq!(dry.status, Some(Status::Accepted));
+    assert_eq!(dry.dry_run, Some(true));
+    assert_eq!(dry.files.len(), hello_bundle().len());
+    assert_eq!(r.pending_changes().await.len(), base + ok.len());
+
+    let bad = [
+        ("malformed", "{\"action\":", "not a valid request"),
+        (
+            "unknown-field",
+            r#"{"action":"purge","force":true}"#,
+            "unknown field `force`",
+        ),
+        (
+            "no-version",
+            r#"{"action":"link","bundle":"hello","component":"main","distribution":"testing"}"#,
+            "\"version\" is required",
+        ),
+        (
+            "missing-bundle",
+            r#"{"action":"link","bundle":"nothere","version":"1.0","component":"main","distribution":"testing"}"#,
+            "not in the pool",
+        ),
+        (
+            "missing-version",
+            r#"{"action":"unlink","bundle":"hello","version":"9.9","component":"main","distribution":"testing"}"#,
+            "not in the pool",
+        ),
+        (
+            "no-match",
+            r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing","packages":["nope"]}"#,
+            "no file of hello",
+        ),
+        (
+            "bad-dist",
+            r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"sid"}"#,
+            "not a distribution",
+        ),
+    ];
+    for (name, body, why) in bad {
+        let report = request(&r, name, body).await;
+        assert_eq!(report.status, Some(Status::Rejected), "{name}");
+        let reason = report.reason.unwrap();
+        assert!(
+            reason.contains(why) && reason.starts_with("requests/"),
+            "{name}: {reason}"
+        );
+    }
+    assert_eq!(r.pending_changes().await.len(), base + ok.len());
+}
+
+#[tokio::test]
+async fn the_hostile_corpus_is_refused_and_kept_byte_for_byte() {
+    let r = repo();
+    let folder = "incoming/stable/main/hostile";
+    let corpus = raptr_testkit::hostile();
+    for (name, bytes, _) in &corpus {
+        r.put(&format!("{folder}/{name}"), bytes).await;
+    }
+    for (name, _, _) in corpus.iter().rev() {
+        r.event(&format!("{folder}/{name}")).await;
+    }
+    for (name, bytes, why) in &corpus {
+        let key = format!("{folder}/{name}");
+        let report = r.report(&key).await;
+        assert_eq!(report.status, Some(Status::Rejected), "{key}: {report:?}");
+        let reason = report.reason.unwrap();
+        assert!(reason.contains(why), "{key}: expected {why:?} in {reason}");
+        let (kept, _) = r.store.get(&format!("rejected/{key}")).await.unwrap();
+        assert_eq!(&kept[..], &bytes[..], "{key}");
+    }
+    assert!(r.store.list("pool/").await.unwrap().is_empty());
+    assert!(r.incoming_left().await.is_empty());
+    assert!(r.pending_changes().await.is_empty());
+}
