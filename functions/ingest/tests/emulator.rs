@@ -19,7 +19,7 @@ use raptr_formats::bundle::Status;
 use raptr_ingest::Handler;
 use raptr_store::table::Journal;
 use raptr_store::{ObjectStore, PutOptions};
-use raptr_testkit::{changes, deb, deb_name, source_package, File};
+use raptr_testkit::{changes, deb, deb_name, shuffle, source_package, File};
 use serde_json::{json, Value};
 
 struct Env {
@@ -79,15 +79,6 @@ async fn env(tag: &str) -> Env {
         sqs,
         queue_url,
         handler,
-    }
-}
-
-fn shuffle<T>(items: &mut [T], mut seed: u64) {
-    for i in (1..items.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        items.swap(i, (seed % (i as u64 + 1)) as usize);
     }
 }
 

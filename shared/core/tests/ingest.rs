@@ -16,7 +16,7 @@ use raptr_formats::bundle::Status;
 use raptr_store::fs::FsStore;
 use raptr_store::table::{Journal, LocalTable};
 use raptr_store::{ObjectStore, PutOptions};
-use raptr_testkit::{changes, deb, deb_name, deb_with_control, source_package, File};
+use raptr_testkit::{changes, deb, deb_name, deb_with_control, shuffle, source_package, File};
 
 struct Repo {
     _dir: tempfile::TempDir,
@@ -35,16 +35,6 @@ fn repo() -> Repo {
         store,
         table,
         ingest,
-    }
-}
-
-/// A small deterministic shuffle (xorshift), so that a failure reproduces.
-fn shuffle<T>(items: &mut [T], mut seed: u64) {
-    for i in (1..items.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        items.swap(i, (seed % (i as u64 + 1)) as usize);
     }
 }
 

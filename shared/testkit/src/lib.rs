@@ -269,3 +269,15 @@ pub fn hostile() -> Vec<(String, Vec<u8>, &'static str)> {
     }
     out
 }
+
+/// Shuffles in place with a small deterministic generator (xorshift), so
+/// that a failing order reproduces from its seed.
+pub fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    seed |= 1;
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
