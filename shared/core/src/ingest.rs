@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use raptr_formats::bundle::{analyze_file, apply_rules, FileResult, Kind, Parsed, Rules, Status};
 use raptr_formats::deb::Limits;
-use raptr_formats::layout::pool_dir;
+use raptr_formats::layout::{pool_dir, pool_prefix};
 use raptr_formats::Version;
 use raptr_store::table::{Journal, TableError};
 use raptr_store::{ObjectMeta, ObjectStore, PutOptions, StoreError};
@@ -198,9 +198,8 @@ impl Ingest {
                 decide(folder, dist)
             })
             .await?;
-        let settled = self.settle(&uk, &folder).await?;
+        let (settled, folder) = self.settle(&uk, folder).await?;
         // Files still waiting learn why (their reason may have changed).
-        let folder = self.load_folder(&uk).await?.0;
         for (name, e) in &folder.files {
             if e.status == Status::Pending && (name == &uk.file || changed.contains(name)) {
                 let report = self.file_report(&uk, &folder, name, e);
@@ -323,8 +322,9 @@ impl Ingest {
         }
     }
 
-    /// Carries out every decided, not yet done, decision of the folder.
-    async fn settle(&self, uk: &UploadKey, folder: &Folder) -> Result<Vec<Settled>> {
+    /// Carries out every decided, not yet done, decision of the folder;
+    /// returns what it settled and the folder as it now stands.
+    async fn settle(&self, uk: &UploadKey, folder: Folder) -> Result<(Vec<Settled>, Folder)> {
         let mut todo: Vec<(String, Entry)> = folder
             .files
             .iter()
@@ -332,45 +332,46 @@ impl Ingest {
             .map(|(n, e)| (n.clone(), e.clone()))
             .collect();
         if todo.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), folder));
         }
-        self.precheck_pool(folder, &mut todo).await?;
+        self.precheck_pool(&folder, &mut todo).await?;
         let mut results = Vec::new();
         for (name, entry) in &todo {
-            let done = self.carry_out(uk, folder, name, entry).await?;
+            let done = self.carry_out(uk, &folder, name, entry).await?;
             results.push((name.clone(), entry.etag.clone(), done));
         }
         let mut settled = Vec::new();
-        self.update_folder(uk, |f| {
-            settled.clear();
-            for (name, etag, done) in &results {
-                let Some(e) = f.files.get_mut(name) else {
-                    continue;
-                };
-                if &e.etag != etag || e.done {
-                    continue;
+        let (folder, ()) = self
+            .update_folder(uk, |f| {
+                settled.clear();
+                for (name, etag, done) in &results {
+                    let Some(e) = f.files.get_mut(name) else {
+                        continue;
+                    };
+                    if &e.etag != etag || e.done {
+                        continue;
+                    }
+                    if let Done::Final {
+                        status,
+                        reason,
+                        journal_seq,
+                    } = done
+                    {
+                        e.status = *status;
+                        e.reason = reason.clone();
+                        e.journal_seq = *journal_seq;
+                    }
+                    e.done = true;
+                    if let Done::Final { status, .. } = done {
+                        settled.push(Settled {
+                            key: format!("{}/{name}", uk.folder()),
+                            status: *status,
+                        });
+                    }
                 }
-                if let Done::Final {
-                    status,
-                    reason,
-                    journal_seq,
-                } = done
-                {
-                    e.status = *status;
-                    e.reason = reason.clone();
-                    e.journal_seq = *journal_seq;
-                }
-                e.done = true;
-                if let Done::Final { status, .. } = done {
-                    settled.push(Settled {
-                        key: format!("{}/{name}", uk.folder()),
-                        status: *status,
-                    });
-                }
-            }
-        })
-        .await?;
-        Ok(settled)
+            })
+            .await?;
+        Ok((settled, folder))
     }
 
     /// Checks the accepted files against the bundle version's manifest before
@@ -633,8 +634,9 @@ impl Ingest {
         report
     }
 
-    /// An object under incoming/ whose key does not name a distribution,
-    /// component and folder of this repository.
+    /// An object whose key alone makes it unacceptable (an upload outside a
+    /// distribution, component and folder of this repository; a request that
+    /// is not a `.json`): moved to `rejected/` and reported.
     async fn reject_stray(&self, event: &ObjectEvent, reason: String) -> Result<Outcome> {
         let key = &event.key;
         let meta = match self.store.head(key).await {
@@ -686,6 +688,14 @@ impl Ingest {
 
     async fn request(&self, event: &ObjectEvent) -> Result<Outcome> {
         let key = &event.key;
+        if !key.ends_with(".json") {
+            return self
+                .reject_stray(
+                    event,
+                    format!("{key}: requests are JSON files: requests/<name>.json"),
+                )
+                .await;
+        }
         let (body, meta) = match self.store.head(key).await {
             Ok(meta) if meta.size > crate::request::MAX_REQUEST as u64 => (None, meta),
             Ok(_) => match self.store.get(key).await {
@@ -709,10 +719,6 @@ impl Ingest {
                 meta.size,
                 crate::request::MAX_REQUEST
             )),
-            Some(body) if !key.ends_with(".json") => {
-                let _ = body;
-                Err("requests are JSON files: requests/<name>.json".to_string())
-            }
             Some(body) => {
                 self.apply_request(key, &meta.etag, &body, &mut report)
                     .await?
@@ -784,9 +790,13 @@ impl Ingest {
                     }
                 }
                 Versions::All => {
-                    let any = Version::parse("0").map_err(|e| IngestError::Io(e.to_string()))?;
-                    let base = pool_dir(&target.component, &target.bundle, &any);
-                    let base = base.trim_end_matches("0");
+                    let base = format!(
+                        "pool/{}/{}/{}/",
+                        target.component,
+                        pool_prefix(&target.bundle),
+                        target.bundle
+                    );
+                    let base = base.as_str();
                     let mut found = Vec::new();
                     for obj in self.store.list(base).await? {
                         let Some(dir) = obj.key.strip_suffix("/manifest.json") else {

@@ -6,14 +6,13 @@
 //! two invocations adding files to one bundle version both land, and an entry,
 //! once written, never changes.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use bytes::Bytes;
 use raptr_formats::bundle::Kind;
 use raptr_formats::hash::Digests;
+use raptr_store::table::Backoff;
 use raptr_store::{ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::keys::manifest_key;
 
@@ -117,7 +116,7 @@ pub async fn add(
 ) -> Result<Added, StoreError> {
     let (bundle, version, component) = identity;
     let key = manifest_key(pool_dir);
-    let mut pause = Duration::from_millis(2);
+    let mut backoff = Backoff::new(&key);
     loop {
         let current = load(store, pool_dir).await?;
         let (mut m, opts) = match current {
@@ -150,8 +149,7 @@ pub async fn add(
             Ok(_) => return Ok(Added::Added),
             Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
                 // Someone else changed it first: read again and retry.
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(200));
+                tokio::time::sleep(backoff.next_pause()).await;
             }
             Err(e) => return Err(e),
         }

@@ -627,6 +627,15 @@ async fn requests_are_checked_journaled_and_reported() {
         );
     }
     assert_eq!(r.pending_changes().await.len(), base + ok.len());
+
+    // Not a .json: moved aside like any rejected upload.
+    r.put("requests/notes.txt", b"link hello please").await;
+    r.event("requests/notes.txt").await;
+    let report = r.report("requests/notes.txt").await;
+    assert_eq!(report.status, Some(Status::Rejected));
+    assert!(report.reason.unwrap().contains("requests are JSON files"));
+    assert!(r.exists("rejected/requests/notes.txt").await);
+    assert!(!r.exists("requests/notes.txt").await);
 }
 
 #[tokio::test]
