@@ -112,6 +112,42 @@ pub async fn repository(bucket: &str) -> (S3Store, DynamoTable) {
     (store, table)
 }
 
+/// The store of another bucket (a replica) in `region`, from the standard
+/// AWS environment.
+pub async fn bucket_store(bucket: &str, region: &str) -> S3Store {
+    let conf = load_config().await;
+    S3Store::new(
+        s3_client(&conf, Some(region), path_style_from_env()),
+        bucket,
+    )
+}
+
+/// The text of an AWS Secrets Manager secret (the signing key), by name or
+/// ARN. The error names the secret.
+pub async fn secret_string(name: &str) -> Result<String, String> {
+    let conf = load_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&conf);
+    let out = client
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "secret {name}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )
+        })?;
+    if let Some(s) = out.secret_string() {
+        return Ok(s.to_string());
+    }
+    if let Some(b) = out.secret_binary() {
+        return String::from_utf8(b.as_ref().to_vec())
+            .map_err(|_| format!("secret {name}: its binary value is not UTF-8 text"));
+    }
+    Err(format!("secret {name}: has no value"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::decode_event_key;

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
 use raptr_formats::deb::Limits;
 
+mod publish;
 mod repo;
 mod scan;
 
@@ -73,6 +74,40 @@ enum Command {
     /// Submit a request (link, unlink, remove, purge, verify): what uploading
     /// it to requests/ does. Exit 0: accepted; 1: rejected.
     Request { request: PathBuf },
+    /// Publish everything pending: a new signed generation on the repository
+    /// and every replica. Exit 1 if a replica could not be brought up to date.
+    Publish,
+    /// Delete pool files no distribution has linked for the grace period.
+    Purge {
+        /// List what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check every bucket against its signed Release and repair replicas
+    /// from the repository. Exit 1 if a problem was left unrepaired.
+    Verify {
+        /// Report only; repair nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Signing keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a new Ed25519 signing key pair: DIR/private.asc (secret),
+    /// DIR/repo.asc and DIR/repo.gpg (public).
+    Generate {
+        /// The key's user id, e.g. "Example Repository <apt@example.com>".
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Exit status for usage and environment errors (a path that does not exist, a
@@ -107,6 +142,16 @@ fn main() -> ExitCode {
         Command::Request { request } => {
             with_repo(&cli.repo, |r| repo::request(r, &request, cli.json))
         }
+        Command::Publish => with_repo(&cli.repo, |r| publish::publish(r, cli.json)),
+        Command::Purge { dry_run } => {
+            with_repo(&cli.repo, |r| publish::purge(r, dry_run, cli.json))
+        }
+        Command::Verify { dry_run } => {
+            with_repo(&cli.repo, |r| publish::verify(r, dry_run, cli.json))
+        }
+        Command::Key {
+            command: KeyCommand::Generate { name, out },
+        } => publish::key_generate(&name, &out, cli.json),
     };
     match result {
         Ok(code) => code,

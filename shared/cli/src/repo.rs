@@ -16,39 +16,45 @@ use raptr_core::repo::{self, RepoError};
 use raptr_core::report::Report;
 use raptr_formats::bundle::Status;
 use raptr_store::fs::{FsStore, META_DIR};
-use raptr_store::table::{Journal, LocalTable};
+use raptr_store::table::{Journal, LocalTable, Table};
 use raptr_store::{ObjectStore, PutOptions};
 
 use crate::CliError;
 
 /// An opened repository.
-struct Opened {
-    name: String,
-    store: Arc<dyn ObjectStore>,
-    journal: Arc<dyn Journal>,
+pub(crate) struct Opened {
+    pub name: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub table: Arc<dyn Table>,
+    pub journal: Arc<dyn Journal>,
     /// The primary bucket name a default configuration gets.
-    bucket: String,
+    pub bucket: String,
+    /// The directory of a local repository.
+    pub dir: Option<PathBuf>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError(format!("cannot start the async runtime: {e}")))
 }
 
-async fn open(repo: &str, create: bool) -> Result<Opened, CliError> {
+pub(crate) async fn open(repo: &str, create: bool) -> Result<Opened, CliError> {
     if let Some(bucket) = repo.strip_prefix("s3://") {
         let bucket = bucket.trim_end_matches('/');
         if !raptr_core::config::valid_bucket(bucket) {
             return Err(CliError(format!("{repo}: not a valid S3 bucket name")));
         }
         let (store, table) = raptr_aws::repository(bucket).await;
+        let table = Arc::new(table);
         return Ok(Opened {
             name: repo.to_string(),
             store: Arc::new(store),
-            journal: Arc::new(table),
+            table: table.clone(),
+            journal: table,
             bucket: bucket.to_string(),
+            dir: None,
         });
     }
     let dir = PathBuf::from(repo);
@@ -64,15 +70,18 @@ async fn open(repo: &str, create: bool) -> Result<Opened, CliError> {
     let store = FsStore::open(&dir).map_err(|e| crate::io_error(&dir, e))?;
     let table_dir = dir.join(META_DIR).join("table");
     let table = LocalTable::open(&table_dir).map_err(|e| crate::io_error(&table_dir, e))?;
+    let table = Arc::new(table);
     Ok(Opened {
         name: repo.to_string(),
         store: Arc::new(store),
-        journal: Arc::new(table),
+        table: table.clone(),
+        journal: table,
         bucket: "local".into(),
+        dir: Some(dir),
     })
 }
 
-fn repo_error(e: RepoError) -> CliError {
+pub(crate) fn repo_error(e: RepoError) -> CliError {
     CliError(e.to_string())
 }
 
@@ -87,7 +96,7 @@ async fn ingest_for(opened: &Opened) -> Result<Ingest, CliError> {
     ))
 }
 
-fn uploader(opened: &Opened) -> String {
+pub(crate) fn uploader(opened: &Opened) -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     if opened.name.starts_with("s3://") {
         format!("cli:{user}")
@@ -113,14 +122,20 @@ pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, C
         let created = repo::init(opened.store.as_ref(), repo, &config)
             .await
             .map_err(repo_error)?;
+        let key = crate::publish::ensure_local_key(&opened, &config)?;
         let layout = config.primary_layout();
         let dists: Vec<&str> = layout.distributions.keys().map(String::as_str).collect();
         if json {
             println!(
                 "{}",
-                serde_json::json!({"repo": repo, "created": created, "distributions": dists})
+                serde_json::json!({"repo": repo, "created": created, "distributions": dists, "signing_key": key})
             );
-        } else if created {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(k) = &key {
+            println!("{k}");
+        }
+        if created {
             println!(
                 "initialised {repo}: distributions {}, {} replica(s)",
                 dists.join(", "),

@@ -223,7 +223,7 @@ impl Config {
                 description: None,
                 valid_for_days: None,
             },
-            signing_key: SigningKey::File("keys/private.asc".into()),
+            signing_key: SigningKey::File("private/signing-key.asc".into()),
             retention: Retention::default(),
         }
     }

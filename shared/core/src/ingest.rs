@@ -821,18 +821,7 @@ impl Ingest {
             let mut files = Vec::new();
             for (dir, m) in &manifests {
                 for (name, f) in &m.files {
-                    let is_source = matches!(f.kind, Kind::Dsc | Kind::Source);
-                    let pkg_ok = req.packages.as_ref().is_none_or(|ps| {
-                        ps.iter().any(|p| {
-                            (p == "source" && is_source) || f.package.as_deref() == Some(p)
-                        })
-                    });
-                    let arch_ok = req.architectures.as_ref().is_none_or(|arches| {
-                        arches.iter().any(|a| {
-                            (a == "source" && is_source) || f.architecture.as_deref() == Some(a)
-                        })
-                    });
-                    if pkg_ok && arch_ok && !matches!(f.kind, Kind::Changes | Kind::Buildinfo) {
+                    if f.selected(req.packages.as_deref(), req.architectures.as_deref()) {
                         files.push(format!("{dir}/{name}"));
                     }
                 }

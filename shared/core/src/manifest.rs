@@ -53,6 +53,28 @@ pub struct ManifestFile {
     pub upload: String,
 }
 
+impl ManifestFile {
+    /// Whether a request's `packages` and `architectures` filters select this
+    /// file (`source` names a `.dsc` and the files it lists). `.changes` and
+    /// `.buildinfo` files are never selected: they are kept, not published.
+    pub fn selected(&self, packages: Option<&[String]>, architectures: Option<&[String]>) -> bool {
+        if matches!(self.kind, Kind::Changes | Kind::Buildinfo) {
+            return false;
+        }
+        let is_source = matches!(self.kind, Kind::Dsc | Kind::Source);
+        let pkg_ok = packages.is_none_or(|ps| {
+            ps.iter()
+                .any(|p| (p == "source" && is_source) || self.package.as_deref() == Some(p))
+        });
+        let arch_ok = architectures.is_none_or(|arches| {
+            arches
+                .iter()
+                .any(|a| (a == "source" && is_source) || self.architecture.as_deref() == Some(a))
+        });
+        pkg_ok && arch_ok
+    }
+}
+
 /// What adding a file to a manifest found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Added {
@@ -149,6 +171,45 @@ pub async fn add(
             Ok(_) => return Ok(Added::Added),
             Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
                 // Someone else changed it first: read again and retry.
+                tokio::time::sleep(backoff.next_pause()).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Drops entries from a bundle version's manifest (remove and purge), by
+/// compare-and-swap. The manifest stays, possibly empty, so that a concurrent
+/// upload's compare-and-swap never races a delete. Returns how many entries
+/// went.
+pub async fn drop_files(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+    names: &[String],
+) -> Result<usize, StoreError> {
+    let key = manifest_key(pool_dir);
+    let mut backoff = Backoff::new(&key);
+    loop {
+        let Some((mut m, etag)) = load(store, pool_dir).await? else {
+            return Ok(0);
+        };
+        let before = m.files.len();
+        m.files.retain(|name, _| !names.contains(name));
+        let dropped = before - m.files.len();
+        if dropped == 0 {
+            return Ok(0);
+        }
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| StoreError::Permanent {
+            key: key.clone(),
+            source: Box::new(e),
+        })?;
+        let opts = PutOptions {
+            content_type: Some("application/json".into()),
+            ..PutOptions::if_match(etag)
+        };
+        match store.put(&key, Bytes::from(body), opts).await {
+            Ok(_) => return Ok(dropped),
+            Err(StoreError::PreconditionFailed { .. }) => {
                 tokio::time::sleep(backoff.next_pause()).await;
             }
             Err(e) => return Err(e),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod faults;
+
 use std::io::Write;
 
 use raptr_formats::hash::Digests;

@@ -7,4 +7,5 @@ mod check;
 mod fixtures;
 mod ftparchive;
 mod hostile;
+mod publish;
 mod repo;

@@ -1,0 +1,1196 @@
+//! The publisher (DESIGN §7): turns the journal into a new, signed
+//! generation of the repository on the primary bucket and on every replica,
+//! in an order that keeps every apt client working at every instant.
+//!
+//! One run, under the `publish` lease:
+//!
+//! 1. Read the pending journal entries and the state ([`state::State`]);
+//!    apply the entries to the link state and mark the indices they touch as
+//!    dirty; save the state (compare-and-swap); remove the entries from the
+//!    journal. From here the state alone says what is left to do.
+//! 2. Rebuild each dirty index from the previous generation's stanzas (kept
+//!    when the pool key is still linked: a pool key's stanza never changes)
+//!    and the manifests of newly linked files. Nothing lists the bucket or
+//!    reads a package.
+//! 3. Write, on the primary: by-hash copies, canonical indices, `Release`,
+//!    `Release.gpg`, `InRelease` last; save the state with the new
+//!    generation.
+//! 4. Fan out to every replica in parallel, in the same order, pool files
+//!    first; record each replica's generation in the table (fenced by the
+//!    lease). A failing replica is retried, then left behind and reported.
+//! 5. Update the reports of the objects the generation carries; delete
+//!    superseded by-hash objects past the grace period; carry out purge and
+//!    verify requests.
+//!
+//! The lease is released at the end; if someone asked for a run meanwhile,
+//! the whole cycle runs again first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use raptr_formats::layout::pool_dir;
+use raptr_formats::version::Version;
+use raptr_store::table::{Backoff, Lease, Release, Table, TableError};
+use raptr_store::{ObjectStore, PutOptions, StoreError};
+use serde::Serialize;
+
+use crate::change::Change;
+use crate::config::Config;
+use crate::manifest::{self, Manifest};
+use crate::report::Report;
+use crate::request::Action;
+use crate::signing::{Signer, SigningError};
+
+pub mod index;
+pub mod state;
+pub mod verify;
+
+use index::{IndexSum, ReleaseFields};
+use state::{split_triple, triple, Generation, Identity, State};
+
+/// The lease every publisher takes.
+pub const LEASE: &str = "publish";
+
+/// The most journal entries one generation takes; more make more generations.
+pub const BATCH: usize = 5000;
+
+/// Cache-Control of mutable objects (`dists/<dist>/...` canonical paths).
+pub const CACHE_MUTABLE: &str = "public, max-age=60";
+/// Cache-Control of objects that never change (pool, by-hash, keys).
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The public key's two forms, in every bucket.
+pub const KEY_ASC: &str = "keys/repo.asc";
+pub const KEY_GPG: &str = "keys/repo.gpg";
+
+/// A publish that could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// Something the configuration or the data must fix first.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl PublishError {
+    /// Whether trying again later may succeed without anyone fixing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PublishError::Store(e) => {
+                e.is_transient() || matches!(e, StoreError::PreconditionFailed { .. })
+            }
+            PublishError::Table(e) => e.is_transient() || matches!(e, TableError::LeaseLost { .. }),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = PublishError> = std::result::Result<T, E>;
+
+/// A replica: where it is, and which distributions its layout serves.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub name: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub distributions: BTreeSet<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// `false` when another publisher held the lease: it was asked to run
+    /// again, and will.
+    pub ran: bool,
+    /// The generation the primary serves now.
+    pub generation: u64,
+    /// Generations made by this run.
+    pub generations: Vec<u64>,
+    /// Journal entries applied.
+    pub changes: usize,
+    /// Index files written (by generation, on the primary).
+    pub indices: usize,
+    /// Each replica's generation after the run, or why it lags.
+    pub replicas: BTreeMap<String, ReplicaState>,
+    /// Superseded by-hash objects deleted.
+    pub expired: usize,
+    /// Pool files purged (or that a dry run would purge).
+    pub purged: Vec<String>,
+    /// What verification found and repaired.
+    pub verified: Vec<verify::Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaState {
+    pub generation: u64,
+    /// Set when the replica could not be brought up to date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A run's lease and the state it last saved.
+struct Held {
+    lease: Lease,
+    state: State,
+    etag: Option<String>,
+}
+
+/// Writes one object; the failure names the target.
+async fn put(
+    store: &dyn ObjectStore,
+    key: &str,
+    body: Bytes,
+    content_type: &str,
+    cache: &str,
+) -> Result<(), StoreError> {
+    let opts = PutOptions {
+        content_type: Some(content_type.into()),
+        cache_control: Some(cache.into()),
+        ..PutOptions::default()
+    };
+    store.put(key, body, opts).await.map(|_| ())
+}
+
+fn content_type(path: &str) -> &'static str {
+    if path.ends_with(".gz") {
+        "application/gzip"
+    } else if path.ends_with(".gpg") {
+        "application/pgp-signature"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
+/// The publisher, over the primary bucket, the table and the replicas.
+#[derive(Debug)]
+pub struct Publisher {
+    store: Arc<dyn ObjectStore>,
+    table: Arc<dyn Table>,
+    config: Config,
+    signer: Arc<Signer>,
+    replicas: Vec<Replica>,
+    owner: String,
+    /// How long the lease lasts between renewals.
+    pub lease_ttl: Duration,
+    /// Attempts per replica per run before it is left behind.
+    pub replica_attempts: u32,
+    /// The clock, in milliseconds (tests move it).
+    pub now: fn() -> u64,
+}
+
+impl Publisher {
+    /// `owner` names this invocation in the lease (unique per process).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        table: Arc<dyn Table>,
+        config: Config,
+        signer: Arc<Signer>,
+        replicas: Vec<Replica>,
+        owner: impl Into<String>,
+    ) -> Publisher {
+        Publisher {
+            store,
+            table,
+            config,
+            signer,
+            replicas,
+            owner: owner.into(),
+            lease_ttl: Duration::from_secs(300),
+            replica_attempts: 3,
+            now: crate::time::now_ms,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Publishes everything pending. Returns `ran: false` without waiting
+    /// when another publisher holds the lease (it will run again for us).
+    pub async fn run(&self) -> Result<Summary> {
+        let mut summary = Summary::default();
+        let Some(lease) = self
+            .table
+            .acquire_or_mark(LEASE, &self.owner, self.lease_ttl)
+            .await?
+        else {
+            return Ok(summary);
+        };
+        summary.ran = true;
+        let (state, etag) = State::load(self.store.as_ref()).await?;
+        let mut held = Held { lease, state, etag };
+        loop {
+            if let Err(e) = self.cycle(&mut held, &mut summary).await {
+                // Give the lease back so that the next attempt need not wait
+                // for it to expire; whatever is half done, the state records.
+                let _ = self.table.release(&mut held.lease).await;
+                return Err(e);
+            }
+            match self.table.release(&mut held.lease).await? {
+                Release::Released => break,
+                Release::Rerun => {
+                    let (state, etag) = State::load(self.store.as_ref()).await?;
+                    held.state = state;
+                    held.etag = etag;
+                }
+            }
+        }
+        summary.generation = held.state.generation;
+        Ok(summary)
+    }
+
+    /// Takes the lease, waiting up to `wait` for it (purge, verify).
+    async fn hold(&self, wait: Duration) -> Result<Held> {
+        let lease = self
+            .table
+            .acquire(LEASE, &self.owner, self.lease_ttl, wait)
+            .await?
+            .ok_or_else(|| {
+                PublishError::Refused(format!(
+                    "another publisher has held the lease for more than {}s; try again later",
+                    wait.as_secs()
+                ))
+            })?;
+        let (state, etag) = State::load(self.store.as_ref()).await?;
+        Ok(Held { lease, state, etag })
+    }
+
+    async fn save(&self, held: &mut Held) -> Result<()> {
+        self.table.renew(&mut held.lease, self.lease_ttl).await?;
+        held.etag = Some(
+            held.state
+                .save(self.store.as_ref(), held.etag.as_deref())
+                .await?,
+        );
+        Ok(())
+    }
+
+    async fn cycle(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+        self.check_identity(&held.state)?;
+        loop {
+            let pending = self.table.pending(BATCH).await?;
+            let more = pending.len() == BATCH;
+            let applied = self.apply_all(held, &pending, summary).await?;
+            if applied
+                || !held.state.dirty.is_empty()
+                || held.state.next.is_some()
+                || held.state.identity.is_empty()
+            {
+                self.save(held).await?;
+                let seqs: Vec<u64> = pending.iter().map(|c| c.seq).collect();
+                if !seqs.is_empty() {
+                    self.table.mark_done(&held.lease, &seqs).await?;
+                }
+                self.write_generation(held, summary).await?;
+            }
+            if !more {
+                break;
+            }
+        }
+        self.fan_out(held, summary).await?;
+        self.report(held).await?;
+        self.expire(held, summary).await?;
+        if !held.state.purge_requests.is_empty() {
+            let found = self.purge_held(held, false).await?;
+            let origins = std::mem::take(&mut held.state.purge_requests);
+            self.save(held).await?;
+            self.answer(&origins, "purge", &found).await?;
+            summary.purged.extend(found);
+        }
+        if !held.state.verify_requests.is_empty() {
+            let findings = verify::run(self, held, false).await?;
+            let origins = std::mem::take(&mut held.state.verify_requests);
+            self.save(held).await?;
+            let lines: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+            self.answer(&origins, "verify", &lines).await?;
+            summary.verified.extend(findings);
+        }
+        Ok(())
+    }
+
+    /// A distribution's Release identity as the configuration has it now.
+    fn identity_of(&self, dist: &str) -> Option<Identity> {
+        let d = self.config.primary_layout().distributions.get(dist)?;
+        Some(Identity {
+            origin: self.config.release.origin.clone(),
+            label: self.config.release.label.clone(),
+            suite: d.suite.clone().unwrap_or_else(|| dist.to_string()),
+            codename: d.codename.clone().unwrap_or_else(|| dist.to_string()),
+        })
+    }
+
+    /// Refuses to publish when a published distribution's identity changed.
+    fn check_identity(&self, state: &State) -> Result<()> {
+        for (dist, published) in &state.identity {
+            let Some(now) = self.identity_of(dist) else {
+                continue;
+            };
+            for (field, was, is) in [
+                ("Origin", &published.origin, &now.origin),
+                ("Label", &published.label, &now.label),
+                ("Suite", &published.suite, &now.suite),
+                ("Codename", &published.codename, &now.codename),
+            ] {
+                if was != is {
+                    return Err(PublishError::Refused(format!(
+                        "distribution {dist}: the configuration changes its {field} from {was:?} to {is:?}; \
+                         a published distribution keeps its identity (apt would refuse the change), \
+                         so nothing was published. Restore {field} {was:?} or publish under a new distribution"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies journal entries to the link state. Returns whether anything
+    /// was applied.
+    async fn apply_all(
+        &self,
+        held: &mut Held,
+        pending: &[raptr_store::table::Change],
+        summary: &mut Summary,
+    ) -> Result<bool> {
+        let state = &mut held.state;
+        // Distributions (and indices) the layout has that are not published yet.
+        for (dist, d) in &self.config.primary_layout().distributions {
+            for comp in &d.components {
+                for arch in &d.architectures {
+                    let path = format!(
+                        "{}/{}",
+                        index::index_dir(comp, arch),
+                        index::index_name(arch)
+                    );
+                    if !state
+                        .indices
+                        .get(dist)
+                        .is_some_and(|i| i.contains_key(&path))
+                    {
+                        state.dirty.insert(triple(dist, comp, arch));
+                    }
+                }
+            }
+        }
+        let mut manifests: HashMap<String, Option<Manifest>> = HashMap::new();
+        let mut next = state.history_next();
+        let mut any = false;
+        for entry in pending {
+            if state.applied.contains(&entry.seq) {
+                continue;
+            }
+            let change: Change = serde_json::from_str(&entry.body).map_err(|e| {
+                PublishError::Refused(format!(
+                    "journal entry {} ({}): not a raptr change: {e}",
+                    entry.seq, entry.id
+                ))
+            })?;
+            self.apply(state, &mut next, &change, &mut manifests)
+                .await?;
+            next.origins.push(change.origin.clone());
+            state.applied.push(entry.seq);
+            summary.changes += 1;
+            any = true;
+        }
+        if any || !state.dirty.is_empty() {
+            state.next = Some(next);
+        }
+        Ok(any)
+    }
+
+    async fn manifest<'m>(
+        &self,
+        cache: &'m mut HashMap<String, Option<Manifest>>,
+        dir: &str,
+    ) -> Result<Option<&'m Manifest>> {
+        if !cache.contains_key(dir) {
+            let m = manifest::load(self.store.as_ref(), dir)
+                .await?
+                .map(|(m, _)| m);
+            cache.insert(dir.to_string(), m);
+        }
+        Ok(cache.get(dir).and_then(Option::as_ref))
+    }
+
+    fn mark_dirty(&self, state: &mut State, dist: &str, dir: &str, name: &str) {
+        let Some(d) = self.config.primary_layout().distributions.get(dist) else {
+            return;
+        };
+        let Some(comp) = dir.split('/').nth(1) else {
+            return;
+        };
+        for arch in &d.architectures {
+            if index::belongs(name, arch) {
+                state.dirty.insert(triple(dist, comp, arch));
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        state: &mut State,
+        next: &mut Generation,
+        change: &Change,
+        manifests: &mut HashMap<String, Option<Manifest>>,
+    ) -> Result<()> {
+        let now = (self.now)();
+        let dirs = || -> Vec<(String, String)> {
+            let (Some(comp), Some(bundle)) = (&change.component, &change.bundle) else {
+                return Vec::new();
+            };
+            change
+                .versions
+                .iter()
+                .filter_map(|v| {
+                    let parsed = Version::parse(v).ok()?;
+                    Some((pool_dir(comp, bundle, &parsed), v.clone()))
+                })
+                .collect()
+        };
+        let packages = change.packages.as_deref();
+        let arches = change.architectures.as_deref();
+        let filtered = packages.is_some() || arches.is_some();
+        match change.action {
+            Action::Link => {
+                let Some(dist) = &change.distribution else {
+                    return Ok(());
+                };
+                for (dir, version) in dirs() {
+                    let Some(m) = self.manifest(manifests, &dir).await? else {
+                        tracing::warn!(dir, "link: the bundle version has no manifest any more");
+                        continue;
+                    };
+                    if m.version != version {
+                        continue;
+                    }
+                    let names: Vec<String> = m
+                        .files
+                        .iter()
+                        .filter(|(_, f)| f.selected(packages, arches))
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    for name in names {
+                        let added = state
+                            .links
+                            .entry(dist.clone())
+                            .or_default()
+                            .entry(dir.clone())
+                            .or_default()
+                            .insert(name.clone());
+                        let key = format!("{dir}/{name}");
+                        state.unreferenced.remove(&key);
+                        if added {
+                            next.pool.entry(dist.clone()).or_default().insert(key);
+                            self.mark_dirty(state, dist, &dir, &name);
+                        }
+                    }
+                }
+            }
+            Action::Unlink | Action::Remove => {
+                let dists: Vec<String> = match (&change.action, &change.distribution) {
+                    (Action::Unlink, Some(d)) => vec![d.clone()],
+                    (Action::Unlink, None) => return Ok(()),
+                    _ => state.links.keys().cloned().collect(),
+                };
+                for (dir, _) in dirs() {
+                    let selected: Option<Vec<String>> = if filtered {
+                        self.manifest(manifests, &dir).await?.map(|m| {
+                            m.files
+                                .iter()
+                                .filter(|(_, f)| f.selected(packages, arches))
+                                .map(|(n, _)| n.clone())
+                                .collect()
+                        })
+                    } else {
+                        None
+                    };
+                    for dist in &dists {
+                        let Some(linked) = state.links.get_mut(dist).and_then(|l| l.get_mut(&dir))
+                        else {
+                            continue;
+                        };
+                        let gone: Vec<String> = linked
+                            .iter()
+                            .filter(|n| selected.as_ref().is_none_or(|s| s.contains(n)))
+                            .cloned()
+                            .collect();
+                        for name in &gone {
+                            linked.remove(name);
+                        }
+                        if linked.is_empty() {
+                            if let Some(l) = state.links.get_mut(dist) {
+                                l.remove(&dir);
+                            }
+                        }
+                        for name in &gone {
+                            self.mark_dirty(state, dist, &dir, name);
+                            let key = format!("{dir}/{name}");
+                            if !state.is_linked(&key) {
+                                state.unreferenced.entry(key).or_insert(now);
+                            }
+                        }
+                    }
+                    if change.action == Action::Remove {
+                        let names: Vec<String> = match &selected {
+                            Some(s) => s.clone(),
+                            None => self
+                                .manifest(manifests, &dir)
+                                .await?
+                                .map(|m| m.files.keys().cloned().collect())
+                                .unwrap_or_default(),
+                        };
+                        for name in &names {
+                            let key = format!("{dir}/{name}");
+                            if !state.is_linked(&key) {
+                                state.unreferenced.entry(key).or_insert(now);
+                            }
+                        }
+                        manifest::drop_files(self.store.as_ref(), &dir, &names).await?;
+                        manifests.remove(&dir);
+                    }
+                }
+            }
+            Action::Purge => state.purge_requests.push(change.origin.clone()),
+            Action::Verify => state.verify_requests.push(change.origin.clone()),
+        }
+        Ok(())
+    }
+
+    /// Builds the dirty indices and writes the new generation on the primary.
+    async fn write_generation(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+        let now = (self.now)();
+        let state = &mut held.state;
+        let mut next = state.next.take().unwrap_or_else(|| state.history_next());
+        let mut manifests: HashMap<String, Option<Manifest>> = HashMap::new();
+        let mut bodies: BTreeMap<(String, String), Bytes> = BTreeMap::new();
+        let mut dists: BTreeSet<String> = next.pool.keys().cloned().collect();
+        for t in std::mem::take(&mut state.dirty) {
+            let Some((dist, comp, arch)) = split_triple(&t) else {
+                continue;
+            };
+            let Some(d) = self.config.primary_layout().distributions.get(dist) else {
+                continue;
+            };
+            if !d.components.iter().any(|c| c == comp) || !d.architectures.iter().any(|a| a == arch)
+            {
+                continue;
+            }
+            dists.insert(dist.to_string());
+            let path = format!(
+                "{}/{}",
+                index::index_dir(comp, arch),
+                index::index_name(arch)
+            );
+            let canonical = format!("dists/{dist}/{path}");
+            let old_text = match self.store.get(&canonical).await {
+                Ok((b, _)) => String::from_utf8(b.to_vec()).unwrap_or_default(),
+                Err(StoreError::NotFound { .. }) => String::new(),
+                Err(e) => return Err(e.into()),
+            };
+            let mut old = index::parse_stanzas(&old_text, arch);
+            drop(old_text);
+            let prefix = format!("pool/{comp}/");
+            let mut stanzas: Vec<String> = Vec::new();
+            if let Some(links) = state.links.get(dist) {
+                for (dir, names) in links.range(prefix.clone()..) {
+                    if !dir.starts_with(&prefix) {
+                        break;
+                    }
+                    for name in names.iter().filter(|n| index::belongs(n, arch)) {
+                        let key = format!("{dir}/{name}");
+                        let stanza = match old.remove(&key) {
+                            Some(s) => s,
+                            None => {
+                                let m =
+                                    self.manifest(&mut manifests, dir).await?.ok_or_else(|| {
+                                        PublishError::Refused(format!(
+                                        "{key} is linked in {dist} but {dir}/manifest.json is gone"
+                                    ))
+                                    })?;
+                                index::render_stanza(dir, name, m).map_err(PublishError::Refused)?
+                            }
+                        };
+                        stanzas.push(stanza);
+                    }
+                }
+            }
+            drop(old);
+            let text = index::join_stanzas(stanzas.iter().map(String::as_str));
+            drop(stanzas);
+            let gz = index::gzip(text.as_bytes());
+            for (p, body) in [
+                (path.clone(), text.into_bytes()),
+                (format!("{path}.gz"), gz),
+            ] {
+                let sum = IndexSum::of(&body);
+                let sums = state.indices.entry(dist.to_string()).or_default();
+                if let Some(prev) = sums.get(&p) {
+                    if prev == &sum {
+                        continue;
+                    }
+                    let old_key = format!("dists/{dist}/{}", index::by_hash_path(&p, &prev.sha256));
+                    state.superseded.insert(old_key, now);
+                }
+                sums.insert(p.clone(), sum);
+                next.indices
+                    .entry(dist.to_string())
+                    .or_default()
+                    .insert(p.clone());
+                bodies.insert((dist.to_string(), p), Bytes::from(body));
+            }
+        }
+        // By-hash copies first, then the canonical paths.
+        for ((dist, p), body) in &bodies {
+            let sha = &state.indices[dist][p].sha256;
+            let key = format!("dists/{dist}/{}", index::by_hash_path(p, sha));
+            state.superseded.remove(&key);
+            put(
+                self.store.as_ref(),
+                &key,
+                body.clone(),
+                content_type(p),
+                CACHE_IMMUTABLE,
+            )
+            .await?;
+        }
+        for ((dist, p), body) in &bodies {
+            let key = format!("dists/{dist}/{p}");
+            put(
+                self.store.as_ref(),
+                &key,
+                body.clone(),
+                content_type(p),
+                CACHE_MUTABLE,
+            )
+            .await?;
+        }
+        summary.indices += bodies.len();
+        drop(bodies);
+        self.write_keys(self.store.as_ref()).await?;
+        for dist in &dists {
+            let Some(identity) = self.identity_of(dist) else {
+                continue;
+            };
+            self.write_release(state, dist, now).await?;
+            state.identity.entry(dist.clone()).or_insert(identity);
+        }
+        next.published_at = crate::time::rfc3339(now);
+        state.generation = next.generation;
+        summary.generations.push(next.generation);
+        state.history.push(next);
+        if state.history.len() > state::HISTORY {
+            let extra = state.history.len() - state::HISTORY;
+            state.history.drain(..extra);
+        }
+        state.applied.clear();
+        self.save(held).await
+    }
+
+    /// Renders, signs and writes a distribution's Release, Release.gpg and
+    /// InRelease (in that order) on the primary.
+    async fn write_release(&self, state: &State, dist: &str, now: u64) -> Result<()> {
+        let Some(d) = self.config.primary_layout().distributions.get(dist) else {
+            return Ok(());
+        };
+        let identity = state
+            .identity
+            .get(dist)
+            .cloned()
+            .or_else(|| self.identity_of(dist))
+            .ok_or_else(|| PublishError::Refused(format!("{dist}: not in the layout")))?;
+        let mut files = BTreeMap::new();
+        for comp in &d.components {
+            for arch in &d.architectures {
+                let path = format!(
+                    "{}/{}",
+                    index::index_dir(comp, arch),
+                    index::index_name(arch)
+                );
+                for p in [path.clone(), format!("{path}.gz")] {
+                    if let Some(sum) = state.indices.get(dist).and_then(|i| i.get(&p)) {
+                        files.insert(p, sum.clone());
+                    }
+                }
+            }
+        }
+        let binary: Vec<String> = d
+            .architectures
+            .iter()
+            .filter(|a| *a != "source")
+            .cloned()
+            .collect();
+        let fields = ReleaseFields {
+            identity: &self.config.release,
+            suite: &identity.suite,
+            codename: &identity.codename,
+            date_ms: now,
+            architectures: &binary,
+            components: &d.components,
+        };
+        let text = index::render_release(&fields, &files);
+        let detached = self.signer.detach_sign(&text)?;
+        let clear = self.signer.clearsign(&text)?;
+        let base = format!("dists/{dist}");
+        let store = self.store.as_ref();
+        put(
+            store,
+            &format!("{base}/Release"),
+            Bytes::from(text),
+            content_type("Release"),
+            CACHE_MUTABLE,
+        )
+        .await?;
+        put(
+            store,
+            &format!("{base}/Release.gpg"),
+            Bytes::from(detached),
+            content_type(".gpg"),
+            CACHE_MUTABLE,
+        )
+        .await?;
+        put(
+            store,
+            &format!("{base}/InRelease"),
+            Bytes::from(clear),
+            content_type("InRelease"),
+            CACHE_MUTABLE,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn write_keys(&self, store: &dyn ObjectStore) -> Result<()> {
+        put(
+            store,
+            KEY_ASC,
+            Bytes::from(self.signer.public_asc().to_string()),
+            "application/pgp-keys",
+            CACHE_MUTABLE,
+        )
+        .await?;
+        put(
+            store,
+            KEY_GPG,
+            Bytes::copy_from_slice(self.signer.public_gpg()),
+            "application/pgp-keys",
+            CACHE_MUTABLE,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Brings every replica up to the primary's generation, in parallel.
+    async fn fan_out(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+        if self.replicas.is_empty() {
+            return Ok(());
+        }
+        self.table.renew(&mut held.lease, self.lease_ttl).await?;
+        let served = self.table.replica_generations().await?;
+        let state = &held.state;
+        let lease = &held.lease;
+        let jobs = self.replicas.iter().map(|r| {
+            let at = served.get(&r.name).copied().unwrap_or(0);
+            async move {
+                if at >= state.generation {
+                    return (
+                        r.name.clone(),
+                        ReplicaState {
+                            generation: at,
+                            error: None,
+                        },
+                    );
+                }
+                let mut backoff = Backoff::new(&r.name);
+                let mut last = String::new();
+                for attempt in 1..=self.replica_attempts.max(1) {
+                    match self.sync_replica(state, r, at).await {
+                        Ok(()) => {
+                            match self
+                                .table
+                                .set_replica_generation(lease, &r.name, state.generation)
+                                .await
+                            {
+                                Ok(_) => {
+                                    return (
+                                        r.name.clone(),
+                                        ReplicaState {
+                                            generation: state.generation,
+                                            error: None,
+                                        },
+                                    )
+                                }
+                                Err(e) => last = e.to_string(),
+                            }
+                        }
+                        Err(e) => last = e.to_string(),
+                    }
+                    tracing::warn!(
+                        replica = r.name,
+                        attempt,
+                        error = last,
+                        "replica not updated"
+                    );
+                    if attempt < self.replica_attempts {
+                        tokio::time::sleep(backoff.next_pause() * 20).await;
+                    }
+                }
+                (
+                    r.name.clone(),
+                    ReplicaState {
+                        generation: at,
+                        error: Some(last),
+                    },
+                )
+            }
+        });
+        let results = join_all(jobs).await;
+        summary.replicas.extend(results);
+        Ok(())
+    }
+
+    /// Copies to one replica what changed since generation `at`: pool files,
+    /// by-hash indices, canonical indices, keys, Release, Release.gpg,
+    /// InRelease.
+    async fn sync_replica(&self, state: &State, r: &Replica, at: u64) -> Result<()> {
+        let dists: Vec<&String> = state
+            .indices
+            .keys()
+            .filter(|d| r.distributions.contains(*d))
+            .collect();
+        let full = at == 0 || state.history.first().is_none_or(|g| g.generation > at + 1);
+        let mut pool: BTreeSet<String> = BTreeSet::new();
+        let mut paths: BTreeMap<&String, BTreeSet<String>> = BTreeMap::new();
+        for dist in &dists {
+            if full {
+                if let Some(links) = state.links.get(*dist) {
+                    for (dir, names) in links {
+                        pool.extend(names.iter().map(|n| format!("{dir}/{n}")));
+                    }
+                }
+                paths.insert(dist, state.indices[*dist].keys().cloned().collect());
+            } else {
+                let entry = paths.entry(dist).or_default();
+                for g in state.history.iter().filter(|g| g.generation > at) {
+                    if let Some(keys) = g.pool.get(*dist) {
+                        pool.extend(keys.iter().cloned());
+                    }
+                    if let Some(p) = g.indices.get(*dist) {
+                        entry.extend(p.iter().cloned());
+                    }
+                }
+            }
+        }
+        let target = r.store.as_ref();
+        copy_all(
+            self.store.clone(),
+            r.store.clone(),
+            pool.into_iter().collect(),
+        )
+        .await?;
+        let mut fetched: Vec<(String, String, Bytes)> = Vec::new();
+        for (dist, ps) in &paths {
+            for p in ps {
+                let Some(sum) = state.indices[*dist].get(p) else {
+                    continue;
+                };
+                let hashed = format!("dists/{dist}/{}", index::by_hash_path(p, &sum.sha256));
+                let (body, _) = self.store.get(&hashed).await?;
+                put(
+                    target,
+                    &hashed,
+                    body.clone(),
+                    content_type(p),
+                    CACHE_IMMUTABLE,
+                )
+                .await?;
+                fetched.push((format!("dists/{dist}/{p}"), p.clone(), body));
+            }
+        }
+        for (key, p, body) in fetched {
+            put(target, &key, body, content_type(&p), CACHE_MUTABLE).await?;
+        }
+        self.write_keys(target).await?;
+        for dist in paths.keys() {
+            for name in ["Release", "Release.gpg", "InRelease"] {
+                let key = format!("dists/{dist}/{name}");
+                let (body, _) = self.store.get(&key).await?;
+                put(target, &key, body, content_type(name), CACHE_MUTABLE).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Says in each carried object's report which generation carries it and
+    /// which replicas serve it.
+    async fn report(&self, held: &mut Held) -> Result<()> {
+        let served = self.table.replica_generations().await?;
+        let names: Vec<&str> = self.replicas.iter().map(|r| r.name.as_str()).collect();
+        let mut changed = false;
+        for g in held
+            .state
+            .history
+            .iter_mut()
+            .filter(|g| !g.origins.is_empty())
+        {
+            let carrying: BTreeMap<String, u64> = names
+                .iter()
+                .filter_map(|n| {
+                    let at = served.get(*n).copied().unwrap_or(0);
+                    (at >= g.generation).then(|| (n.to_string(), at))
+                })
+                .collect();
+            for origin in &g.origins {
+                let Some((key, etag)) = origin.rsplit_once('@') else {
+                    continue;
+                };
+                let Some(mut report) = Report::read(self.store.as_ref(), key).await? else {
+                    continue;
+                };
+                if report.etag.as_deref().is_some_and(|e| e != etag) {
+                    continue;
+                }
+                report.generation = Some(g.generation);
+                report.replicas = carrying.clone();
+                report.write(self.store.as_ref()).await?;
+            }
+            if carrying.len() == names.len() {
+                g.origins.clear();
+                changed = true;
+            }
+        }
+        if changed {
+            self.save(held).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes by-hash objects superseded longer than the grace period ago,
+    /// on the primary and on every replica that serves the current generation.
+    async fn expire(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+        let grace = u64::from(self.config.retention.grace_period_hours) * 3_600_000;
+        let now = (self.now)();
+        let due: Vec<String> = held
+            .state
+            .superseded
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= grace)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let served = self.table.replica_generations().await?;
+        if self
+            .replicas
+            .iter()
+            .any(|r| served.get(&r.name).copied().unwrap_or(0) < held.state.generation)
+        {
+            // A lagging replica still serves an older Release; keep them.
+            return Ok(());
+        }
+        for r in &self.replicas {
+            r.store.delete_many(&due).await?;
+        }
+        self.store.delete_many(&due).await?;
+        for k in &due {
+            held.state.superseded.remove(k);
+        }
+        summary.expired += due.len();
+        self.save(held).await
+    }
+
+    /// Pool files no distribution has linked for the grace period: deleted
+    /// from every replica and the primary (and their manifest entries), or
+    /// only listed when `dry_run`.
+    async fn purge_held(&self, held: &mut Held, dry_run: bool) -> Result<Vec<String>> {
+        let grace = u64::from(self.config.retention.grace_period_hours) * 3_600_000;
+        let now = (self.now)();
+        let state = &held.state;
+        let due: Vec<String> = state
+            .unreferenced
+            .iter()
+            .filter(|(k, since)| {
+                now.saturating_sub(**since) >= grace
+                    && !state.is_linked(k)
+                    && !source_in_use(state, k)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if dry_run || due.is_empty() {
+            return Ok(due);
+        }
+        let mut by_dir: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for k in &due {
+            if let Some((dir, name)) = k.rsplit_once('/') {
+                by_dir.entry(dir).or_default().push(name.to_string());
+            }
+        }
+        // Manifests first: once an entry is gone nothing can link the file again.
+        for (dir, names) in &by_dir {
+            manifest::drop_files(self.store.as_ref(), dir, names).await?;
+        }
+        for r in &self.replicas {
+            r.store.delete_many(&due).await?;
+        }
+        self.store.delete_many(&due).await?;
+        for k in &due {
+            held.state.unreferenced.remove(k);
+        }
+        self.save(held).await?;
+        Ok(due)
+    }
+
+    /// `raptr purge`: what [`Action::Purge`] does, now.
+    pub async fn purge(&self, dry_run: bool) -> Result<Vec<String>> {
+        let mut held = self.hold(Duration::from_secs(60)).await?;
+        let r = self.purge_held(&mut held, dry_run).await;
+        self.table.release(&mut held.lease).await?;
+        r
+    }
+
+    /// `raptr verify`: what [`Action::Verify`] does, now.
+    pub async fn verify(&self, dry_run: bool) -> Result<Vec<verify::Finding>> {
+        let mut held = self.hold(Duration::from_secs(60)).await?;
+        let r = verify::run(self, &mut held, dry_run).await;
+        self.table.release(&mut held.lease).await?;
+        r
+    }
+
+    /// Writes what a purge or verify request did into its report.
+    async fn answer(&self, origins: &[String], what: &str, lines: &[String]) -> Result<()> {
+        for origin in origins {
+            let Some((key, _)) = origin.rsplit_once('@') else {
+                continue;
+            };
+            let Some(mut report) = Report::read(self.store.as_ref(), key).await? else {
+                continue;
+            };
+            report.files = lines.to_vec();
+            report.reason = Some(format!("{what}: {} item(s)", lines.len()));
+            report.write(self.store.as_ref()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `key` is a file a linked `.dsc` in its directory lists (an orig
+/// tarball goes only when no source references it).
+fn source_in_use(state: &State, key: &str) -> bool {
+    let Some((dir, name)) = key.rsplit_once('/') else {
+        return false;
+    };
+    if index::file_arch(name).is_some() {
+        return false;
+    }
+    state.links.values().any(|dirs| {
+        dirs.get(dir)
+            .is_some_and(|n| n.iter().any(|f| f.ends_with(".dsc")))
+    })
+}
+
+impl State {
+    /// The record of the generation after the current one (the one in
+    /// progress, if a run died in the middle of it).
+    fn history_next(&self) -> Generation {
+        self.next.clone().unwrap_or_else(|| Generation {
+            generation: self.generation + 1,
+            ..Default::default()
+        })
+    }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn join_all<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(futures.len());
+    // The futures borrow from the caller, so they cannot be spawned; poll
+    // them together instead.
+    let mut slots: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut futures: Vec<Option<_>> = futures.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, f) in futures.iter_mut().enumerate() {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        slots[i] = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(slots.into_iter().flatten());
+    out
+}
+
+/// Copies pool files from the primary to a replica, eight at a time.
+/// Existing files are left alone: the pool never changes.
+async fn copy_all(
+    from: Arc<dyn ObjectStore>,
+    to: Arc<dyn ObjectStore>,
+    keys: Vec<String>,
+) -> Result<()> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut keys = keys.into_iter();
+    let mut first_error: Option<PublishError> = None;
+    loop {
+        while set.len() < 8 {
+            let Some(key) = keys.next() else { break };
+            let (from, to) = (from.clone(), to.clone());
+            set.spawn(async move { copy_one(from.as_ref(), to.as_ref(), &key).await });
+        }
+        match set.join_next().await {
+            None => break,
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => {
+                first_error.get_or_insert(e.into());
+            }
+            Some(Err(e)) => {
+                first_error.get_or_insert(PublishError::Refused(format!("copy task failed: {e}")));
+            }
+        }
+        if first_error.is_some() {
+            set.abort_all();
+            break;
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn copy_one(
+    from: &dyn ObjectStore,
+    to: &dyn ObjectStore,
+    key: &str,
+) -> Result<(), StoreError> {
+    match to.head(key).await {
+        Ok(_) => return Ok(()),
+        Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let (body, meta) = from.get_stream(key).await?;
+    let opts = PutOptions {
+        content_type: meta.content_type.clone(),
+        cache_control: Some(CACHE_IMMUTABLE.into()),
+        ..PutOptions::create_only()
+    };
+    match to.put_stream(key, body, opts).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

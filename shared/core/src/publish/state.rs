@@ -1,0 +1,137 @@
+//! The publisher's state, `state/publish.json` in the primary bucket: the
+//! link state (which files of which bundle versions each distribution
+//! serves), what the last generation published, and the work a crash may
+//! have left half done. Only the lease holder writes it, by compare-and-swap.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use raptr_store::{ObjectStore, PutOptions, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::index::IndexSum;
+
+/// Where the state lives. Replicas never receive it.
+pub const STATE_KEY: &str = "state/publish.json";
+
+/// How many generations the state remembers for replicas that lag; a
+/// replica further behind is brought up to date by a full comparison.
+pub const HISTORY: usize = 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// The last generation published on the primary.
+    pub generation: u64,
+    /// distribution → pool directory of a bundle version → linked file names.
+    pub links: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// The Release identity of each distribution, fixed when first published.
+    pub identity: BTreeMap<String, Identity>,
+    /// distribution → index path (relative to `dists/<dist>/`) → its sums.
+    pub indices: BTreeMap<String, BTreeMap<String, IndexSum>>,
+    /// `dist component arch` triples whose index must be rebuilt.
+    pub dirty: BTreeSet<String>,
+    /// Journal sequence numbers already applied to `links`; a run that died
+    /// before removing them from the journal does not apply them twice.
+    pub applied: Vec<u64>,
+    /// The most recent generations, oldest first.
+    pub history: Vec<Generation>,
+    /// Superseded by-hash objects (`dists/...` keys) and when they stopped
+    /// being current, in milliseconds.
+    pub superseded: BTreeMap<String, u64>,
+    /// Pool keys no distribution links, and since when.
+    pub unreferenced: BTreeMap<String, u64>,
+    /// Origins of journaled purge and verify requests not yet carried out.
+    pub purge_requests: Vec<String>,
+    pub verify_requests: Vec<String>,
+    /// The generation being built, once its journal entries are applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Generation>,
+}
+
+/// What a distribution's Release says about itself; it never changes once
+/// the distribution is published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub origin: String,
+    pub label: String,
+    pub suite: String,
+    pub codename: String,
+}
+
+/// One published generation, for the replicas that have yet to receive it
+/// and the reports that have yet to say so.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    pub generation: u64,
+    pub published_at: String,
+    /// distribution → pool keys it newly links.
+    pub pool: BTreeMap<String, BTreeSet<String>>,
+    /// distribution → index paths that changed.
+    pub indices: BTreeMap<String, BTreeSet<String>>,
+    /// The journaled objects it carries (`<key>@<etag>`), for their reports.
+    pub origins: Vec<String>,
+}
+
+impl State {
+    /// Reads the state and its ETag; a repository never published has none.
+    pub async fn load(store: &dyn ObjectStore) -> Result<(State, Option<String>), StoreError> {
+        match store.get(STATE_KEY).await {
+            Ok((body, meta)) => {
+                let s = serde_json::from_slice(&body).map_err(|e| StoreError::Permanent {
+                    key: STATE_KEY.into(),
+                    source: format!("not a raptr publish state: {e}").into(),
+                })?;
+                Ok((s, Some(meta.etag)))
+            }
+            Err(StoreError::NotFound { .. }) => Ok((State::default(), None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the state over the version read (`etag`), or creates it. A
+    /// `PreconditionFailed`/`AlreadyExists` means another publisher wrote
+    /// it: this one has lost its lease and must stop.
+    pub async fn save(
+        &self,
+        store: &dyn ObjectStore,
+        etag: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let body = serde_json::to_vec(self).map_err(|e| StoreError::Permanent {
+            key: STATE_KEY.into(),
+            source: Box::new(e),
+        })?;
+        let mode = match etag {
+            Some(e) => PutOptions::if_match(e),
+            None => PutOptions::create_only(),
+        };
+        let opts = PutOptions {
+            content_type: Some("application/json".into()),
+            ..mode
+        };
+        Ok(store.put(STATE_KEY, Bytes::from(body), opts).await?.etag)
+    }
+
+    /// Whether any distribution links `key`.
+    pub fn is_linked(&self, key: &str) -> bool {
+        let Some((dir, name)) = key.rsplit_once('/') else {
+            return false;
+        };
+        self.links
+            .values()
+            .any(|dirs| dirs.get(dir).is_some_and(|files| files.contains(name)))
+    }
+}
+
+/// A `dist component arch` triple, as kept in [`State::dirty`].
+pub fn triple(dist: &str, component: &str, arch: &str) -> String {
+    format!("{dist} {component} {arch}")
+}
+
+/// The parts of a triple.
+pub fn split_triple(t: &str) -> Option<(&str, &str, &str)> {
+    let mut it = t.splitn(3, ' ');
+    Some((it.next()?, it.next()?, it.next()?))
+}

@@ -1,0 +1,816 @@
+//! The publisher on the local adapters: a primary directory, three replica
+//! directories and a file-locked table. Every check reads a bucket the way
+//! apt does: `InRelease` verified with the public key, then each listed
+//! index fetched by hash, then each pool file those indices reference.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use raptr_core::config::{Config, Replica as ReplicaConfig};
+use raptr_core::ingest::{Ingest, ObjectEvent};
+use raptr_core::publish::index::{by_hash_path, release_files, IndexSum};
+use raptr_core::publish::{PublishError, Publisher, Replica, Summary, CACHE_IMMUTABLE};
+use raptr_core::report::Report;
+use raptr_core::signing::{self, Signer};
+use raptr_store::fs::FsStore;
+use raptr_store::table::{Journal, LocalTable};
+use raptr_store::{ObjectStore, PutOptions, StoreError};
+use raptr_testkit::faults::{Faults, FaultyStore};
+use raptr_testkit::{deb, deb_name, source_package, File};
+use sha2::{Digest, Sha256};
+
+const REPLICAS: [&str; 3] = ["eu", "us", "ap"];
+
+struct World {
+    dir: tempfile::TempDir,
+    primary: Arc<FsStore>,
+    table: Arc<LocalTable>,
+    replicas: Vec<(String, Arc<FsStore>)>,
+    config: Config,
+    signer: Arc<Signer>,
+}
+
+fn config() -> Config {
+    let mut c = Config::default_local("primary");
+    for d in c
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .values_mut()
+    {
+        d.architectures = ["amd64", "arm64", "source"].map(String::from).to_vec();
+    }
+    c.replicas = REPLICAS
+        .iter()
+        .map(|n| ReplicaConfig {
+            name: n.to_string(),
+            bucket: format!("replica-{n}"),
+            region: "local".into(),
+            layout: "default".into(),
+        })
+        .collect();
+    c
+}
+
+/// A signing key made once for the whole test binary (generating is cheap,
+/// but one key keeps gpgv keyrings simple).
+fn key() -> Arc<Signer> {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let armored = KEY.get_or_init(|| {
+        signing::generate("raptr tests <tests@raptr.invalid>")
+            .unwrap()
+            .0
+    });
+    Arc::new(Signer::from_secret(armored.as_bytes(), "test key").unwrap())
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = Arc::new(FsStore::open(dir.path().join("primary")).unwrap());
+    let table = Arc::new(LocalTable::open(dir.path().join("table")).unwrap());
+    let replicas = REPLICAS
+        .iter()
+        .map(|n| {
+            let s = Arc::new(FsStore::open(dir.path().join(format!("replica-{n}"))).unwrap());
+            (n.to_string(), s)
+        })
+        .collect();
+    World {
+        dir,
+        primary,
+        table,
+        replicas,
+        config: config(),
+        signer: key(),
+    }
+}
+
+fn ms_later(hours: u64) -> u64 {
+    raptr_core::time::now_ms() + hours * 3_600_000
+}
+
+fn in_49_hours() -> u64 {
+    ms_later(49)
+}
+
+impl World {
+    fn publisher_with(
+        &self,
+        config: Config,
+        faults: &Arc<Faults>,
+        replica_faults: Option<(&str, Arc<Faults>)>,
+    ) -> Publisher {
+        let primary = FaultyStore::new(self.primary.clone(), faults.clone());
+        let replicas = self
+            .replicas
+            .iter()
+            .map(|(name, s)| {
+                let mut store: Arc<dyn ObjectStore> = FaultyStore::new(s.clone(), faults.clone());
+                if let Some((n, f)) = &replica_faults {
+                    if n == name {
+                        store = FaultyStore::new(store, f.clone());
+                    }
+                }
+                Replica {
+                    name: name.clone(),
+                    store,
+                    distributions: ["stable", "testing"].map(String::from).into(),
+                }
+            })
+            .collect();
+        let mut p = Publisher::new(
+            primary,
+            self.table.clone(),
+            config,
+            self.signer.clone(),
+            replicas,
+            format!("test-{}", raptr_core::time::now_ms()),
+        );
+        p.replica_attempts = 1;
+        p
+    }
+
+    fn publisher(&self) -> Publisher {
+        self.publisher_with(self.config.clone(), &Faults::none(), None)
+    }
+
+    async fn publish(&self) -> Summary {
+        self.publisher().run().await.unwrap()
+    }
+
+    async fn upload(&self, dist: &str, id: &str, files: &[File]) {
+        let ingest = Ingest::new(
+            self.primary.clone(),
+            self.table.clone(),
+            self.config.clone(),
+        );
+        for (name, bytes) in files {
+            let key = format!("incoming/{dist}/main/{id}/{name}");
+            self.primary
+                .put(&key, Bytes::copy_from_slice(bytes), PutOptions::default())
+                .await
+                .unwrap();
+            ingest
+                .handle(&ObjectEvent {
+                    key,
+                    uploader: "tests".into(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn request(&self, name: &str, body: &str) -> Report {
+        let ingest = Ingest::new(
+            self.primary.clone(),
+            self.table.clone(),
+            self.config.clone(),
+        );
+        let key = format!("requests/{name}.json");
+        self.primary
+            .put(&key, Bytes::from(body.to_string()), PutOptions::default())
+            .await
+            .unwrap();
+        ingest
+            .handle(&ObjectEvent {
+                key: key.clone(),
+                uploader: "tests".into(),
+            })
+            .await
+            .unwrap();
+        Report::read(self.primary.as_ref(), &key)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    fn stores(&self) -> Vec<(String, Arc<FsStore>)> {
+        let mut v = vec![("primary".to_string(), self.primary.clone())];
+        v.extend(self.replicas.iter().cloned());
+        v
+    }
+
+    /// Every bucket's view of every distribution, checked as apt reads it.
+    async fn views(&self) -> BTreeMap<String, BTreeMap<String, View>> {
+        let mut out = BTreeMap::new();
+        for (name, store) in self.stores() {
+            let mut dists = BTreeMap::new();
+            for dist in ["stable", "testing"] {
+                if let Some(v) = client_view(store.as_ref(), &self.signer, dist, &name).await {
+                    dists.insert(dist.to_string(), v);
+                }
+            }
+            out.insert(name, dists);
+        }
+        out
+    }
+}
+
+/// What a client of one distribution sees: `package version arch` lines
+/// per index, and the source packages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct View {
+    packages: BTreeMap<String, BTreeSet<String>>,
+    sources: BTreeSet<String>,
+    release: String,
+}
+
+fn sha256(b: &[u8]) -> String {
+    raptr_formats::hash::hex(&Sha256::digest(b))
+}
+
+async fn must_get(store: &dyn ObjectStore, key: &str, who: &str) -> Bytes {
+    match store.get(key).await {
+        Ok((b, _)) => b,
+        Err(e) => panic!("{who}: {key}: {e}"),
+    }
+}
+
+/// Reads a distribution like apt with Acquire-By-Hash: panics on anything a
+/// client would trip over. `None` when the bucket has no InRelease yet.
+async fn client_view(
+    store: &dyn ObjectStore,
+    signer: &Signer,
+    dist: &str,
+    who: &str,
+) -> Option<View> {
+    let inrelease = match store.get(&format!("dists/{dist}/InRelease")).await {
+        Ok((b, _)) => b,
+        Err(StoreError::NotFound { .. }) => return None,
+        Err(e) => panic!("{who}: {e}"),
+    };
+    let text = signer
+        .verify_clear(std::str::from_utf8(&inrelease).unwrap())
+        .unwrap_or_else(|e| panic!("{who}: {dist}/InRelease: {e}"));
+    let mut view = View {
+        release: text.clone(),
+        ..Default::default()
+    };
+    for (path, sum) in release_files(&text) {
+        let key = format!("dists/{dist}/{}", by_hash_path(&path, &sum.sha256));
+        let body = must_get(store, &key, who).await;
+        assert_eq!(IndexSum::of(&body), sum, "{who}: {key}");
+        if !(path.ends_with("/Packages") || path.ends_with("/Sources")) {
+            continue;
+        }
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+            let field = |n: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{n}: ")))
+                    .unwrap_or_else(|| panic!("{who}: {path}: no {n} in\n{stanza}"))
+                    .to_string()
+            };
+            if path.ends_with("/Packages") {
+                let filename = field("Filename");
+                let pool = must_get(store, &filename, who).await;
+                assert_eq!(sha256(&pool), field("SHA256"), "{who}: {filename}");
+                assert_eq!(pool.len().to_string(), field("Size"), "{who}: {filename}");
+                view.packages
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(format!(
+                        "{} {} {}",
+                        field("Package"),
+                        field("Version"),
+                        field("Architecture")
+                    ));
+            } else {
+                let dir = field("Directory");
+                let mut in_sha = false;
+                for line in stanza.lines() {
+                    if let Some(rest) = line.strip_prefix(' ') {
+                        if in_sha {
+                            let parts: Vec<&str> = rest.split_whitespace().collect();
+                            let key = format!("{dir}/{}", parts[2]);
+                            let pool = must_get(store, &key, who).await;
+                            assert_eq!(sha256(&pool), parts[0], "{who}: {key}");
+                        }
+                    } else {
+                        in_sha = line.starts_with("Checksums-Sha256:");
+                    }
+                }
+                view.sources
+                    .insert(format!("{} {}", field("Package"), field("Version")));
+            }
+        }
+    }
+    Some(view)
+}
+
+fn lines(v: &View, path: &str) -> Vec<String> {
+    v.packages
+        .get(path)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn bundle(source: &str, version: &str) -> Vec<File> {
+    let mut files = source_package(source, version, &[source]);
+    for arch in ["amd64", "arm64"] {
+        files.push((
+            deb_name(source, version, arch),
+            deb(source, version, arch, None, "x"),
+        ));
+    }
+    let common = format!("{source}-common");
+    files.push((
+        deb_name(&common, version, "all"),
+        deb(
+            &common,
+            version,
+            "all",
+            Some(&format!("{source} ({version})")),
+            "x",
+        ),
+    ));
+    files
+}
+
+fn gpgv(keyring: &std::path::Path, args: &[&std::path::Path]) {
+    let out = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(keyring)
+        .args(args)
+        .output()
+        .expect("gpgv is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "gpgv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn publishes_signed_indices_to_every_replica() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("hello", "1:2.0+dfsg~rc1-1"))
+        .await;
+    let s = w.publish().await;
+    assert!(s.ran);
+    assert_eq!(s.generations, vec![1]);
+    assert_eq!(s.generation, 1);
+    for r in REPLICAS {
+        assert_eq!(s.replicas[r].generation, 1, "{r}: {:?}", s.replicas[r]);
+    }
+    let views = w.views().await;
+    assert_eq!(views.len(), 4);
+    for (who, dists) in &views {
+        let stable = &dists["stable"];
+        assert_eq!(
+            lines(stable, "main/binary-amd64/Packages"),
+            [
+                "hello 1:2.0+dfsg~rc1-1 amd64",
+                "hello-common 1:2.0+dfsg~rc1-1 all"
+            ],
+            "{who}"
+        );
+        assert_eq!(
+            lines(stable, "main/binary-arm64/Packages"),
+            [
+                "hello 1:2.0+dfsg~rc1-1 arm64",
+                "hello-common 1:2.0+dfsg~rc1-1 all"
+            ],
+            "{who}"
+        );
+        assert_eq!(
+            stable.sources,
+            BTreeSet::from(["hello 1:2.0+dfsg~rc1-1".to_string()])
+        );
+        // testing exists, signed, and empty.
+        assert!(dists["testing"].packages.is_empty(), "{who}");
+        let r = &stable.release;
+        for want in [
+            "Origin: raptr\n",
+            "Label: raptr\n",
+            "Suite: stable\n",
+            "Codename: stable\n",
+            "Architectures: amd64 arm64\n",
+            "Components: main\n",
+            "Acquire-By-Hash: yes\n",
+        ] {
+            assert!(r.contains(want), "{who}: {want:?} in\n{r}");
+        }
+        let date = r.lines().find_map(|l| l.strip_prefix("Date: ")).unwrap();
+        assert!(date.ends_with(" UTC") && date.len() == 29, "{date}");
+        // Uncompressed and compressed indices are both listed.
+        let listed = release_files(r);
+        for p in [
+            "main/binary-amd64/Packages",
+            "main/binary-amd64/Packages.gz",
+            "main/source/Sources",
+            "main/source/Sources.gz",
+        ] {
+            assert!(listed.contains_key(p), "{who}: {p}");
+        }
+    }
+    // gpgv verifies InRelease and Release.gpg on every replica.
+    let keyring = w.dir.path().join("repo.gpg");
+    std::fs::write(&keyring, w.signer.public_gpg()).unwrap();
+    for r in REPLICAS {
+        let base = w.dir.path().join(format!("replica-{r}/dists/stable"));
+        gpgv(&keyring, &[&base.join("InRelease")]);
+        gpgv(
+            &keyring,
+            &[&base.join("Release.gpg"), &base.join("Release")],
+        );
+        let (_, store) = w.replicas.iter().find(|(n, _)| n == r).unwrap();
+        assert_eq!(
+            store.get("keys/repo.gpg").await.unwrap().0.as_ref(),
+            w.signer.public_gpg()
+        );
+        let pool = store
+            .head("pool/main/h/hello/2.0+dfsg~rc1-1/hello_2.0+dfsg~rc1-1_amd64.deb")
+            .await
+            .unwrap();
+        assert_eq!(pool.cache_control.as_deref(), Some(CACHE_IMMUTABLE));
+        let inrel = store.head("dists/stable/InRelease").await.unwrap();
+        assert!(inrel.cache_control.unwrap().contains("max-age=60"));
+    }
+    // The report says which generation and replicas carry the upload.
+    let key = "incoming/stable/main/b1/hello_2.0+dfsg~rc1-1_amd64.deb";
+    let report = Report::read(w.primary.as_ref(), key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.generation, Some(1));
+    assert_eq!(
+        report.replicas,
+        REPLICAS.iter().map(|r| (r.to_string(), 1)).collect()
+    );
+
+    // Nothing pending: no new generation.
+    let again = w.publish().await;
+    assert!(again.generations.is_empty());
+    assert_eq!(again.generation, 1);
+
+    // One more package: only the indices it touches are rewritten.
+    let testing_release = w.primary.get("dists/testing/InRelease").await.unwrap().0;
+    w.upload(
+        "stable",
+        "b2",
+        &[(
+            deb_name("extra", "1.0", "amd64"),
+            deb("extra", "1.0", "amd64", None, "y"),
+        )],
+    )
+    .await;
+    let s = w.publish().await;
+    assert_eq!(s.generations, vec![2]);
+    assert_eq!(
+        s.indices, 2,
+        "Packages and Packages.gz of stable/main/amd64"
+    );
+    assert_eq!(
+        w.primary.get("dists/testing/InRelease").await.unwrap().0,
+        testing_release
+    );
+    for (who, dists) in w.views().await {
+        assert!(
+            lines(&dists["stable"], "main/binary-amd64/Packages")
+                .contains(&"extra 1.0 amd64".to_string()),
+            "{who}"
+        );
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-arm64/Packages").len(),
+            2,
+            "{who}"
+        );
+    }
+}
+
+/// One crash case: the second publish of a repository dies after its n-th
+/// write. Returns whether it did (false: the publish needs fewer writes).
+async fn crash_case(n: u64) -> bool {
+    let w = world();
+    w.upload("stable", "b1", &bundle("alpha", "1.0-1")).await;
+    w.publish().await;
+    let before = w.views().await;
+    w.upload("stable", "b2", &bundle("beta", "2.0-1")).await;
+    w.request("promote", r#"{"action":"link","bundle":"alpha","version":"1.0-1","component":"main","distribution":"testing"}"#).await;
+
+    let faults = Faults::crash_after(n);
+    let result = w
+        .publisher_with(w.config.clone(), &faults, None)
+        .run()
+        .await;
+    let crashed = faults.tripped();
+    match result {
+        // A failed replica write is not the publisher's failure: the replica
+        // is left behind and reported.
+        Ok(s) if crashed => assert!(
+            s.replicas.values().any(|r| r.error.is_some()),
+            "write {n}: a write failed but nothing says so: {s:?}"
+        ),
+        Ok(_) => {}
+        Err(e) => assert!(crashed, "write {n}: {e}"),
+    }
+    // After the crash, every bucket shows the old or the new state, and
+    // always a whole one (client_view panics on a missing or wrong file).
+    for (who, dists) in &w.views().await {
+        let amd64 = lines(&dists["stable"], "main/binary-amd64/Packages");
+        let old = lines(&before[who]["stable"], "main/binary-amd64/Packages");
+        assert!(
+            amd64 == old || amd64.len() == 4,
+            "write {n}: {who}: {amd64:?}"
+        );
+    }
+    // The next run converges.
+    let s = w.publish().await;
+    assert!(s
+        .replicas
+        .values()
+        .all(|r| r.error.is_none() && r.generation == s.generation));
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages"),
+            [
+                "alpha 1.0-1 amd64",
+                "alpha-common 1.0-1 all",
+                "beta 2.0-1 amd64",
+                "beta-common 2.0-1 all"
+            ],
+            "write {n}: {who}"
+        );
+        assert_eq!(
+            lines(&dists["testing"], "main/binary-amd64/Packages"),
+            ["alpha 1.0-1 amd64", "alpha-common 1.0-1 all"],
+            "write {n}: {who}"
+        );
+        assert_eq!(dists["stable"].sources.len(), 2, "write {n}: {who}");
+    }
+    assert!(w.table.pending(10).await.unwrap().is_empty(), "write {n}");
+    crashed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_after_any_write_leaves_every_replica_consistent() {
+    // Cases run eight at a time (each is mostly waiting for fsync).
+    let mut first = 0u64;
+    let total = loop {
+        let mut set = tokio::task::JoinSet::new();
+        for n in first..first + 8 {
+            set.spawn(async move { (n, crash_case(n).await) });
+        }
+        let mut done = None;
+        while let Some(r) = set.join_next().await {
+            let (n, crashed) = r.unwrap();
+            if !crashed {
+                done = Some(done.map_or(n, |d: u64| d.min(n)));
+            }
+        }
+        if let Some(n) = done {
+            break n;
+        }
+        first += 8;
+    };
+    // Every write of a publish to three replicas was a crash point.
+    assert!(total > 40, "only {total} writes");
+}
+
+#[tokio::test]
+async fn two_publishers_at_once_lose_nothing() {
+    let w = world();
+    for i in 0..6 {
+        w.upload(
+            "stable",
+            &format!("b{i}"),
+            &[(
+                deb_name(&format!("p{i}"), "1.0", "amd64"),
+                deb(&format!("p{i}"), "1.0", "amd64", None, "z"),
+            )],
+        )
+        .await;
+    }
+    let (a, b) = (w.publisher(), w.publisher());
+    let (ra, rb) = tokio::join!(a.run(), b.run());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.ran || rb.ran);
+    let made: Vec<u64> = ra
+        .generations
+        .iter()
+        .chain(&rb.generations)
+        .copied()
+        .collect();
+    let distinct: BTreeSet<u64> = made.iter().copied().collect();
+    assert_eq!(
+        made.len(),
+        distinct.len(),
+        "a generation was made twice: {made:?}"
+    );
+    assert!(w.table.pending(10).await.unwrap().is_empty());
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages").len(),
+            6,
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unlink_and_purge_keep_what_is_still_linked() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    let r = w.request("promote", r#"{"action":"link","bundle":"foo","version":"1.0-1","component":"main","distribution":"testing"}"#).await;
+    assert_eq!(
+        r.status,
+        Some(raptr_formats::bundle::Status::Accepted),
+        "{r:?}"
+    );
+    w.publish().await;
+    let r = w.request("unlink", r#"{"action":"unlink","bundle":"foo","version":"all","component":"main","distribution":"testing","architectures":["arm64"]}"#).await;
+    assert_eq!(
+        r.status,
+        Some(raptr_formats::bundle::Status::Accepted),
+        "{r:?}"
+    );
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["testing"], "main/binary-arm64/Packages"),
+            ["foo-common 1.0-1 all"],
+            "{who}"
+        );
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-arm64/Packages").len(),
+            2,
+            "{who}"
+        );
+    }
+    // Unlinked from testing but linked in stable: nothing to purge, even long after.
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    assert!(p.purge(false).await.unwrap().is_empty());
+
+    // Removed everywhere: purged only after the grace period.
+    w.request(
+        "remove",
+        r#"{"action":"remove","bundle":"foo","version":"1.0-1","component":"main"}"#,
+    )
+    .await;
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert!(
+            dists["stable"].packages.values().all(|s| s.is_empty()),
+            "{who}"
+        );
+        assert!(dists["stable"].sources.is_empty(), "{who}");
+    }
+    let deb_key = "pool/main/f/foo/1.0-1/foo_1.0-1_amd64.deb";
+    assert!(
+        w.publisher().purge(false).await.unwrap().is_empty(),
+        "within the grace period"
+    );
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    let would = p.purge(true).await.unwrap();
+    assert_eq!(would.len(), 6, "{would:?}");
+    assert!(
+        w.primary.head(deb_key).await.is_ok(),
+        "a dry run deletes nothing"
+    );
+    let purged = p.purge(false).await.unwrap();
+    assert_eq!(purged, would);
+    for (who, store) in w.stores() {
+        for k in &purged {
+            assert!(
+                matches!(store.head(k).await, Err(StoreError::NotFound { .. })),
+                "{who}: {k}"
+            );
+        }
+    }
+    let (m, _) = raptr_core::manifest::load(w.primary.as_ref(), "pool/main/f/foo/1.0-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(m.files.is_empty(), "{:?}", m.files.keys());
+}
+
+#[tokio::test]
+async fn an_identity_change_is_refused() {
+    let w = world();
+    w.publish().await;
+    let release = w.primary.get("dists/stable/Release").await.unwrap().0;
+    let mut changed = w.config.clone();
+    changed.release.origin = "someone-else".into();
+    w.upload(
+        "stable",
+        "b1",
+        &[(
+            deb_name("xx", "1", "amd64"),
+            deb("xx", "1", "amd64", None, "a"),
+        )],
+    )
+    .await;
+    let e = w
+        .publisher_with(changed, &Faults::none(), None)
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PublishError::Refused(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Origin from \"raptr\" to \"someone-else\""),
+        "{e}"
+    );
+    assert_eq!(
+        w.primary.get("dists/stable/Release").await.unwrap().0,
+        release
+    );
+    assert_eq!(
+        w.table.pending(10).await.unwrap().len(),
+        1,
+        "the change waits"
+    );
+    // Back to the published identity, it goes through.
+    assert_eq!(w.publish().await.generations, vec![2]);
+}
+
+#[tokio::test]
+async fn a_failing_replica_lags_then_catches_up() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    let s = w
+        .publisher_with(
+            w.config.clone(),
+            &Faults::none(),
+            Some(("us", Faults::fail_first(3))),
+        )
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.replicas["eu"].generation, 1);
+    assert_eq!(s.replicas["ap"].generation, 1);
+    assert_eq!(s.replicas["us"].generation, 0);
+    assert!(
+        s.replicas["us"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("injected"),
+        "{s:?}"
+    );
+    let key = "incoming/stable/main/b1/foo_1.0-1_amd64.deb";
+    let report = Report::read(w.primary.as_ref(), key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.generation, Some(1));
+    assert_eq!(report.replicas.keys().collect::<Vec<_>>(), ["ap", "eu"]);
+    // The lagging replica is still whole (it never had a Release).
+    assert!(w.views().await["us"].is_empty());
+
+    let s = w.publish().await;
+    assert!(s.generations.is_empty());
+    assert_eq!(s.replicas["us"].generation, 1);
+    assert_eq!(
+        w.views().await["us"]["stable"],
+        w.views().await["eu"]["stable"]
+    );
+    let report = Report::read(w.primary.as_ref(), key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.replicas.len(), 3);
+}
+
+#[tokio::test]
+async fn verify_finds_and_repairs_a_damaged_replica() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    assert!(w.publisher().verify(false).await.unwrap().is_empty());
+    let (_, ap) = w.replicas.iter().find(|(n, _)| n == "ap").unwrap();
+    let deb_key = "pool/main/f/foo/1.0-1/foo_1.0-1_arm64.deb";
+    ap.delete(deb_key).await.unwrap();
+    ap.put(
+        "dists/stable/main/binary-amd64/Packages",
+        Bytes::from_static(b"garbage\n"),
+        PutOptions::default(),
+    )
+    .await
+    .unwrap();
+    let found = w.publisher().verify(true).await.unwrap();
+    let keys: BTreeSet<&str> = found.iter().map(|f| f.key.as_str()).collect();
+    assert!(keys.contains(deb_key), "{found:?}");
+    assert!(
+        keys.contains("dists/stable/main/binary-amd64/Packages"),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|f| f.target == "ap" && !f.repaired));
+    assert!(ap.head(deb_key).await.is_err(), "a dry run repairs nothing");
+    let fixed = w.publisher().verify(false).await.unwrap();
+    assert!(
+        fixed.iter().all(|f| f.repaired) && fixed.len() == found.len(),
+        "{fixed:?}"
+    );
+    assert!(w.publisher().verify(true).await.unwrap().is_empty());
+    w.views().await;
+}
