@@ -13,6 +13,7 @@
 //! report, and only then the incoming object is deleted and the folder record
 //! marks the file done. A re-run redoes each step as a no-op.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
@@ -61,6 +62,18 @@ pub struct Outcome {
     /// Every file this event carried out a decision for (its own and, when it
     /// completed a `.dsc` or `.changes`, the files that waited for it).
     pub settled: Vec<Settled>,
+}
+
+/// What a sweep of `incoming/` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Swept {
+    /// Objects found in `incoming/` whose event never arrived (or whose
+    /// handling died half way), handled now.
+    pub redriven: Vec<Outcome>,
+    /// Files rejected for waiting longer than `pending_timeout_hours`.
+    pub expired: Vec<String>,
+    /// Files still waiting, within their time.
+    pub waiting: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -682,6 +695,78 @@ impl Ingest {
                 status: Status::Rejected,
             }],
         })
+    }
+
+    /// The scheduled sweep (DESIGN §4): rejects files still pending after
+    /// the configured time, and handles objects under `incoming/` that no
+    /// event handled (a lost notification, a handler killed half way).
+    pub async fn sweep(&self, now: u64) -> Result<Swept> {
+        let timeout = u64::from(self.config.retention.pending_timeout_hours) * 3_600_000;
+        let mut swept = Swept::default();
+        let mut expired: BTreeMap<String, (UploadKey, Vec<(String, String)>)> = BTreeMap::new();
+        for obj in self.store.list(INCOMING).await? {
+            let Ok((uk, _)) = UploadKey::parse(&obj.key, &self.config) else {
+                swept
+                    .redriven
+                    .push(self.handle(&self.sweep_event(&obj.key)).await?);
+                continue;
+            };
+            let (folder, _) = self.load_folder(&uk).await?;
+            match folder.files.get(&uk.file) {
+                Some(e) if e.etag == obj.etag && e.status == Status::Pending && !e.done => {
+                    let since = crate::time::parse_rfc3339(&e.seen_at).unwrap_or(0);
+                    if now.saturating_sub(since) >= timeout {
+                        expired
+                            .entry(uk.folder())
+                            .or_insert_with(|| (uk.clone(), Vec::new()))
+                            .1
+                            .push((uk.file.clone(), e.etag.clone()));
+                    } else {
+                        swept.waiting += 1;
+                    }
+                }
+                Some(e) if e.etag == obj.etag && e.done => {
+                    // Settled (in the pool or rejected/, reported); only the
+                    // delete was lost.
+                    self.delete_incoming(&obj.key, &obj.etag).await?;
+                    swept.redriven.push(Outcome::nothing(
+                        &obj.key,
+                        "settled earlier; removed from incoming/",
+                    ));
+                }
+                _ => swept
+                    .redriven
+                    .push(self.handle(&self.sweep_event(&obj.key)).await?),
+            }
+        }
+        let hours = self.config.retention.pending_timeout_hours;
+        for (_, (uk, files)) in expired {
+            let (folder, ()) = self
+                .update_folder(&uk, |f| {
+                    for (name, etag) in &files {
+                        if let Some(e) = f.files.get_mut(name) {
+                            if &e.etag == etag && e.status == Status::Pending && !e.done {
+                                let why = e.reason.clone().unwrap_or_else(|| "waiting".into());
+                                e.status = Status::Rejected;
+                                e.reason = Some(format!(
+                                    "still pending after {hours} hour(s) ({why}); upload the missing files and this one again"
+                                ));
+                            }
+                        }
+                    }
+                })
+                .await?;
+            let (settled, _) = self.settle(&uk, folder).await?;
+            swept.expired.extend(settled.into_iter().map(|s| s.key));
+        }
+        Ok(swept)
+    }
+
+    fn sweep_event(&self, key: &str) -> ObjectEvent {
+        ObjectEvent {
+            key: key.to_string(),
+            uploader: "raptr:sweep".into(),
+        }
     }
 
     // ----- requests/ -------------------------------------------------------

@@ -33,6 +33,41 @@ fn split(ms: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
     (y, mo, d, rem / 3600, rem / 60 % 60, rem % 60, ms % 1000)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of
+/// `civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds of a timestamp this module wrote with [`rfc3339`].
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo as u32, d as u32);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(secs * 1000 + ms)
+}
+
 /// `2026-11-21T09:30:00.123Z`.
 pub fn rfc3339(ms: u64) -> String {
     let (y, mo, d, h, mi, s, frac) = split(ms);
@@ -67,5 +102,10 @@ mod tests {
         assert_eq!(rfc2822(ms), "Tue, 29 Feb 2000 12:34:56 UTC");
         // 2026-11-21 00:00:00 is a Saturday.
         assert_eq!(rfc2822(1_795_219_200_000), "Sat, 21 Nov 2026 00:00:00 UTC");
+        for t in [0, ms, 1_795_219_200_000, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00.000Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

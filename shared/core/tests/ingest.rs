@@ -662,3 +662,56 @@ async fn the_hostile_corpus_is_refused_and_kept_byte_for_byte() {
     assert!(r.incoming_left().await.is_empty());
     assert!(r.pending_changes().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_sweep_rejects_stale_pending_files_and_handles_missed_events() {
+    let r = repo();
+    let folder = "incoming/stable/main/sweep";
+    let files = source_package("late", "1.0-1", &["late"]);
+    // The .dsc alone: it waits for its tarballs.
+    r.upload(folder, &files[..1], 3).await;
+    let dsc = format!("{folder}/{}", files[0].0);
+    assert_eq!(r.status(&dsc).await, Status::Pending);
+    // An object whose event never came.
+    let lost = format!(
+        "incoming/stable/main/lost/{}",
+        deb_name("lost", "1.0", "amd64")
+    );
+    r.put(&lost, &deb("lost", "1.0", "amd64", None, "l")).await;
+
+    let now = raptr_core::time::now_ms();
+    let swept = r.ingest.sweep(now).await.unwrap();
+    assert_eq!(swept.waiting, 1);
+    assert!(swept.expired.is_empty());
+    assert_eq!(swept.redriven.len(), 1);
+    assert_eq!(r.status(&lost).await, Status::Accepted);
+    assert!(!r.exists(&lost).await);
+    assert_eq!(r.status(&dsc).await, Status::Pending);
+
+    // A day later (the default timeout is 24 hours) it is rejected, kept.
+    let swept = r.ingest.sweep(now + 25 * 3_600_000).await.unwrap();
+    assert_eq!(swept.expired, std::slice::from_ref(&dsc));
+    let report = r.report(&dsc).await;
+    assert_eq!(report.status, Some(Status::Rejected));
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("still pending after 24 hour(s)"),
+        "{report:?}"
+    );
+    assert!(!r.exists(&dsc).await);
+    assert_eq!(
+        r.store
+            .get(&format!("rejected/{dsc}"))
+            .await
+            .unwrap()
+            .0
+            .as_ref(),
+        files[0].1.as_slice()
+    );
+    // Nothing left to do.
+    let swept = r.ingest.sweep(now + 26 * 3_600_000).await.unwrap();
+    assert!(swept.redriven.is_empty() && swept.expired.is_empty() && swept.waiting == 0);
+}

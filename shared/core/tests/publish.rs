@@ -12,16 +12,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use raptr_core::config::{Config, Replica as ReplicaConfig};
 use raptr_core::ingest::{Ingest, ObjectEvent};
-use raptr_core::publish::index::{by_hash_path, release_files, IndexSum};
+use raptr_core::publish::index::release_files;
 use raptr_core::publish::{PublishError, Publisher, Replica, Summary, CACHE_IMMUTABLE};
 use raptr_core::report::Report;
 use raptr_core::signing::{self, Signer};
 use raptr_store::fs::FsStore;
 use raptr_store::table::{Journal, LocalTable};
 use raptr_store::{ObjectStore, PutOptions, StoreError};
+use raptr_testkit::apt::{client_view, lines, View};
 use raptr_testkit::faults::{Faults, FaultyStore};
 use raptr_testkit::{deb, deb_name, source_package, File};
-use sha2::{Digest, Sha256};
 
 const REPLICAS: [&str; 3] = ["eu", "us", "ap"];
 
@@ -201,7 +201,8 @@ impl World {
         for (name, store) in self.stores() {
             let mut dists = BTreeMap::new();
             for dist in ["stable", "testing"] {
-                if let Some(v) = client_view(store.as_ref(), &self.signer, dist, &name).await {
+                let verify = |t: &str| self.signer.verify_clear(t).map_err(|e| e.to_string());
+                if let Some(v) = client_view(store.as_ref(), &verify, dist, &name).await {
                     dists.insert(dist.to_string(), v);
                 }
             }
@@ -209,106 +210,6 @@ impl World {
         }
         out
     }
-}
-
-/// What a client of one distribution sees: `package version arch` lines
-/// per index, and the source packages.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct View {
-    packages: BTreeMap<String, BTreeSet<String>>,
-    sources: BTreeSet<String>,
-    release: String,
-}
-
-fn sha256(b: &[u8]) -> String {
-    raptr_formats::hash::hex(&Sha256::digest(b))
-}
-
-async fn must_get(store: &dyn ObjectStore, key: &str, who: &str) -> Bytes {
-    match store.get(key).await {
-        Ok((b, _)) => b,
-        Err(e) => panic!("{who}: {key}: {e}"),
-    }
-}
-
-/// Reads a distribution like apt with Acquire-By-Hash: panics on anything a
-/// client would trip over. `None` when the bucket has no InRelease yet.
-async fn client_view(
-    store: &dyn ObjectStore,
-    signer: &Signer,
-    dist: &str,
-    who: &str,
-) -> Option<View> {
-    let inrelease = match store.get(&format!("dists/{dist}/InRelease")).await {
-        Ok((b, _)) => b,
-        Err(StoreError::NotFound { .. }) => return None,
-        Err(e) => panic!("{who}: {e}"),
-    };
-    let text = signer
-        .verify_clear(std::str::from_utf8(&inrelease).unwrap())
-        .unwrap_or_else(|e| panic!("{who}: {dist}/InRelease: {e}"));
-    let mut view = View {
-        release: text.clone(),
-        ..Default::default()
-    };
-    for (path, sum) in release_files(&text) {
-        let key = format!("dists/{dist}/{}", by_hash_path(&path, &sum.sha256));
-        let body = must_get(store, &key, who).await;
-        assert_eq!(IndexSum::of(&body), sum, "{who}: {key}");
-        if !(path.ends_with("/Packages") || path.ends_with("/Sources")) {
-            continue;
-        }
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
-            let field = |n: &str| {
-                stanza
-                    .lines()
-                    .find_map(|l| l.strip_prefix(&format!("{n}: ")))
-                    .unwrap_or_else(|| panic!("{who}: {path}: no {n} in\n{stanza}"))
-                    .to_string()
-            };
-            if path.ends_with("/Packages") {
-                let filename = field("Filename");
-                let pool = must_get(store, &filename, who).await;
-                assert_eq!(sha256(&pool), field("SHA256"), "{who}: {filename}");
-                assert_eq!(pool.len().to_string(), field("Size"), "{who}: {filename}");
-                view.packages
-                    .entry(path.clone())
-                    .or_default()
-                    .insert(format!(
-                        "{} {} {}",
-                        field("Package"),
-                        field("Version"),
-                        field("Architecture")
-                    ));
-            } else {
-                let dir = field("Directory");
-                let mut in_sha = false;
-                for line in stanza.lines() {
-                    if let Some(rest) = line.strip_prefix(' ') {
-                        if in_sha {
-                            let parts: Vec<&str> = rest.split_whitespace().collect();
-                            let key = format!("{dir}/{}", parts[2]);
-                            let pool = must_get(store, &key, who).await;
-                            assert_eq!(sha256(&pool), parts[0], "{who}: {key}");
-                        }
-                    } else {
-                        in_sha = line.starts_with("Checksums-Sha256:");
-                    }
-                }
-                view.sources
-                    .insert(format!("{} {}", field("Package"), field("Version")));
-            }
-        }
-    }
-    Some(view)
-}
-
-fn lines(v: &View, path: &str) -> Vec<String> {
-    v.packages
-        .get(path)
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default()
 }
 
 fn bundle(source: &str, version: &str) -> Vec<File> {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod apt;
 pub mod faults;
 
 use std::io::Write;

@@ -1,0 +1,265 @@
+//! The publish function: everything that turns the journal into what apt
+//! reads, for one repository.
+//!
+//! Accepted payloads:
+//! - a DynamoDB Streams event of the table (any records: a journal append
+//!   is the wake-up; what changed is read from the journal itself) →
+//!   publish;
+//! - an EventBridge scheduled event (`"source": "aws.events"`) → the sweep
+//!   of `incoming/` (stale pending files rejected, missed events handled),
+//!   then publish;
+//! - a direct invocation `{"raptr": "publish" | "sweep" | "purge" |
+//!   "verify", "dry_run": false}` (operators, tests, the demo).
+//!
+//! The configuration is read from the primary bucket on every invocation,
+//! and the signing key from Secrets Manager (or a file, for the `file`
+//! form). A publisher that finds the lease held leaves its wake-up mark and
+//! returns at once: the holder runs again before it lets go. Any failure
+//! that may pass later fails the invocation, so that AWS retries it; the
+//! state the publisher keeps makes the retry converge.
+
+use std::sync::Arc;
+
+use raptr_core::config::{Config, SigningKey};
+use raptr_core::ingest::Ingest;
+use raptr_core::publish::{Publisher, Replica};
+use raptr_core::repo::load_config;
+use raptr_core::signing::Signer;
+use raptr_store::table::Table;
+use raptr_store::ObjectStore;
+use serde_json::{json, Value};
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Publish,
+    /// Sweep, then publish (the schedule).
+    Scheduled,
+    Sweep,
+    Purge {
+        dry_run: bool,
+    },
+    Verify {
+        dry_run: bool,
+    },
+}
+
+/// Why a payload was not understood.
+#[derive(Debug, thiserror::Error)]
+#[error("unrecognised event payload: {0}")]
+pub struct PayloadError(String);
+
+/// The task a payload asks for.
+pub fn task(payload: &Value) -> Result<Task, PayloadError> {
+    if let Some(what) = payload.get("raptr") {
+        let dry_run = payload
+            .get("dry_run")
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| PayloadError("\"dry_run\" must be true or false".into()))
+            })
+            .transpose()?
+            .unwrap_or(false);
+        return match what.as_str() {
+            Some("publish") => Ok(Task::Publish),
+            Some("sweep") => Ok(Task::Sweep),
+            Some("purge") => Ok(Task::Purge { dry_run }),
+            Some("verify") => Ok(Task::Verify { dry_run }),
+            _ => Err(PayloadError(format!(
+                "\"raptr\": {what}: expected publish, sweep, purge or verify"
+            ))),
+        };
+    }
+    if payload.get("source").and_then(Value::as_str) == Some("aws.events") {
+        return Ok(Task::Scheduled);
+    }
+    let from_stream = payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|r| {
+            r.iter()
+                .all(|rec| rec.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb"))
+        });
+    if from_stream {
+        return Ok(Task::Publish);
+    }
+    Err(PayloadError(
+        "neither a DynamoDB stream event, a scheduled event nor {\"raptr\": ...}".into(),
+    ))
+}
+
+/// How the function reaches AWS: the SDK configuration (endpoint,
+/// credentials) and whether S3 needs path-style addressing.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub conf: aws_config::SdkConfig,
+    pub path_style: bool,
+}
+
+/// The function's state between invocations.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub bucket: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub table: Arc<dyn Table>,
+    pub aws: Aws,
+    /// Names this execution environment in the lease.
+    pub owner: String,
+}
+
+/// A failure worth a retry (or a configuration to fix): the message names
+/// what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(String);
+
+impl Handler {
+    async fn signer(&self, config: &Config) -> Result<Signer, HandlerError> {
+        let (text, source) = match &config.signing_key {
+            SigningKey::Secret(name) => {
+                let client = aws_sdk_secretsmanager::Client::new(&self.aws.conf);
+                let out = client
+                    .get_secret_value()
+                    .secret_id(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        HandlerError(format!(
+                            "signing key secret {name}: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+                let text = out.secret_string().map(str::to_string).ok_or_else(|| {
+                    HandlerError(format!("signing key secret {name}: no SecretString"))
+                })?;
+                (text, name.clone())
+            }
+            SigningKey::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| HandlerError(format!("signing key file {path}: {e}")))?;
+                (text, path.clone())
+            }
+        };
+        Signer::from_secret(text.as_bytes(), &source).map_err(|e| HandlerError(e.to_string()))
+    }
+
+    fn replicas(&self, config: &Config) -> Vec<Replica> {
+        config
+            .replicas
+            .iter()
+            .map(|r| {
+                let client =
+                    raptr_aws::s3_client(&self.aws.conf, Some(&r.region), self.aws.path_style);
+                Replica {
+                    name: r.name.clone(),
+                    store: Arc::new(raptr_aws::S3Store::new(client, &r.bucket)),
+                    distributions: config
+                        .layouts
+                        .get(&r.layout)
+                        .map(|l| l.distributions.keys().cloned().collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    /// The publisher of this repository, as configured now.
+    pub async fn publisher(&self, config: &Config) -> Result<Publisher, HandlerError> {
+        let signer = self.signer(config).await?;
+        Ok(Publisher::new(
+            self.store.clone(),
+            self.table.clone(),
+            config.clone(),
+            Arc::new(signer),
+            self.replicas(config),
+            self.owner.clone(),
+        ))
+    }
+
+    /// Handles one invocation; the answer summarises what was done.
+    pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        let task = task(&payload).map_err(|e| HandlerError(e.to_string()))?;
+        let config = load_config(self.store.as_ref(), &self.bucket)
+            .await
+            .map_err(|e| HandlerError(e.to_string()))?;
+        let mut answer = json!({ "bucket": self.bucket });
+        if matches!(task, Task::Scheduled | Task::Sweep) {
+            let ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone());
+            let swept = ingest
+                .sweep(raptr_core::time::now_ms())
+                .await
+                .map_err(|e| HandlerError(format!("sweep: {e}")))?;
+            tracing::info!(
+                expired = swept.expired.len(),
+                redriven = swept.redriven.len(),
+                waiting = swept.waiting,
+                "swept incoming/"
+            );
+            answer["sweep"] = json!(swept);
+        }
+        if task == Task::Sweep {
+            return Ok(answer);
+        }
+        let publisher = self.publisher(&config).await?;
+        let fail = |what: &str, e: raptr_core::publish::PublishError| {
+            HandlerError(format!("{what} of {}: {e}", self.bucket))
+        };
+        match task {
+            Task::Publish | Task::Scheduled => {
+                let s = publisher.run().await.map_err(|e| fail("publish", e))?;
+                tracing::info!(
+                    ran = s.ran,
+                    generation = s.generation,
+                    changes = s.changes,
+                    indices = s.indices,
+                    lagging = s.replicas.values().filter(|r| r.error.is_some()).count(),
+                    "published"
+                );
+                answer["publish"] = json!(s);
+            }
+            Task::Purge { dry_run } => {
+                let files = publisher
+                    .purge(dry_run)
+                    .await
+                    .map_err(|e| fail("purge", e))?;
+                answer["purge"] = json!({ "dry_run": dry_run, "files": files });
+            }
+            Task::Verify { dry_run } => {
+                let findings = publisher
+                    .verify(dry_run)
+                    .await
+                    .map_err(|e| fail("verify", e))?;
+                answer["verify"] = json!({ "dry_run": dry_run, "findings": findings });
+            }
+            Task::Sweep => {}
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_their_task() {
+        let stream = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {}}]});
+        assert_eq!(task(&stream).unwrap(), Task::Publish);
+        let schedule =
+            json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(task(&schedule).unwrap(), Task::Scheduled);
+        assert_eq!(
+            task(&json!({"raptr": "purge", "dry_run": true})).unwrap(),
+            Task::Purge { dry_run: true }
+        );
+        assert_eq!(
+            task(&json!({"raptr": "verify"})).unwrap(),
+            Task::Verify { dry_run: false }
+        );
+        assert!(task(&json!({"raptr": "explode"})).is_err());
+        assert!(task(&json!({"raptr": "purge", "dry_run": "yes"})).is_err());
+        assert!(task(&json!({"Records": [{"eventSource": "aws:s3"}]})).is_err());
+        assert!(task(&json!({})).is_err());
+    }
+}

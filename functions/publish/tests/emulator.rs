@@ -1,0 +1,379 @@
+//! The publish function on the emulator: a primary bucket and three replica
+//! buckets in three regions, the table, and the signing key in Secrets
+//! Manager. Uploads are ingested by the core (the ingest function's own
+//! tests cover its events); the publish function is invoked the way AWS
+//! invokes it (a DynamoDB stream batch, a schedule), and every replica is
+//! then read as apt reads it and its signatures checked with gpgv.
+//!
+//! Each test has its own buckets and secret (and namespace in the table).
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use raptr_aws::{dynamo_client, emulator_config, s3_client, DynamoTable, S3Store};
+use raptr_core::config::{Config, Replica as ReplicaConfig, SigningKey};
+use raptr_core::ingest::{Ingest, ObjectEvent};
+use raptr_core::report::Report;
+use raptr_core::signing::{self, Signer};
+use raptr_emulator::{Emulator, Names, REGION};
+use raptr_publish::{Aws, Handler};
+use raptr_store::table::Journal;
+use raptr_store::{ObjectStore, PutOptions};
+use raptr_testkit::apt::{client_view, lines, View};
+use raptr_testkit::{deb, deb_name, source_package, File};
+use serde_json::{json, Value};
+
+const REPLICAS: [(&str, &str); 3] = [
+    ("eu", "eu-west-1"),
+    ("us", "us-west-2"),
+    ("ap", "ap-southeast-1"),
+];
+
+struct Env {
+    store: Arc<S3Store>,
+    table: Arc<DynamoTable>,
+    replicas: Vec<(String, S3Store)>,
+    config: Config,
+    signer: Signer,
+    handler: Handler,
+}
+
+async fn env(tag: &str) -> Env {
+    let emu = tokio::task::spawn_blocking(Emulator::shared).await.unwrap();
+    let bucket = format!("raptr-publish-{tag}");
+    let names = Names {
+        bucket: bucket.clone(),
+        replicas: REPLICAS
+            .iter()
+            .map(|(n, region)| (format!("{bucket}-{n}"), region.to_string()))
+            .collect(),
+        table: "raptr".into(),
+        queue: format!("raptr-publish-{tag}"),
+    };
+    {
+        let names = names.clone();
+        tokio::task::spawn_blocking(move || emu.bootstrap(&names))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let conf = emulator_config(&emu.endpoint(), REGION).await;
+    let (armored, signer) = signing::generate("raptr emulator tests <t@raptr.invalid>").unwrap();
+    let secret = format!("raptr/{tag}/signing-key");
+    aws_sdk_secretsmanager::Client::new(&conf)
+        .create_secret()
+        .name(&secret)
+        .secret_string(armored)
+        .send()
+        .await
+        .unwrap();
+    let mut config = Config::default_local(&bucket);
+    for d in config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .values_mut()
+    {
+        d.architectures = ["amd64", "arm64", "source"].map(String::from).to_vec();
+    }
+    config.primary.region = REGION.into();
+    config.replicas = REPLICAS
+        .iter()
+        .map(|(n, region)| ReplicaConfig {
+            name: n.to_string(),
+            bucket: format!("{bucket}-{n}"),
+            region: region.to_string(),
+            layout: "default".into(),
+        })
+        .collect();
+    config.signing_key = SigningKey::Secret(secret);
+    let store = Arc::new(S3Store::new(s3_client(&conf, None, true), &bucket));
+    let table = Arc::new(DynamoTable::new(dynamo_client(&conf), "raptr", &bucket));
+    raptr_core::repo::init(store.as_ref(), &bucket, &config)
+        .await
+        .unwrap();
+    let replicas = REPLICAS
+        .iter()
+        .map(|(n, region)| {
+            (
+                n.to_string(),
+                S3Store::new(
+                    s3_client(&conf, Some(region), true),
+                    format!("{bucket}-{n}"),
+                ),
+            )
+        })
+        .collect();
+    let handler = Handler {
+        bucket: bucket.clone(),
+        store: store.clone(),
+        table: table.clone(),
+        aws: Aws {
+            conf,
+            path_style: true,
+        },
+        owner: format!("test-{tag}"),
+    };
+    Env {
+        store,
+        table,
+        replicas,
+        config,
+        signer,
+        handler,
+    }
+}
+
+/// A DynamoDB Streams batch as Lambda delivers it (the contents do not
+/// matter to the function: the journal is the truth).
+fn stream_event() -> Value {
+    json!({"Records": [{
+        "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": REGION,
+        "dynamodb": {"Keys": {"pk": {"S": "journal"}}, "SequenceNumber": "1", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"},
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/raptr/stream/2026-11-21T00:00:00.000"
+    }]})
+}
+
+impl Env {
+    fn ingest(&self) -> Ingest {
+        Ingest::new(self.store.clone(), self.table.clone(), self.config.clone())
+    }
+
+    async fn upload(&self, dist: &str, id: &str, files: &[File]) {
+        for (name, bytes) in files {
+            let key = format!("incoming/{dist}/main/{id}/{name}");
+            self.store
+                .put(&key, Bytes::copy_from_slice(bytes), PutOptions::default())
+                .await
+                .unwrap();
+            self.ingest()
+                .handle(&ObjectEvent {
+                    key,
+                    uploader: "tests".into(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn request(&self, name: &str, body: Value) {
+        let key = format!("requests/{name}.json");
+        self.store
+            .put(&key, Bytes::from(body.to_string()), PutOptions::default())
+            .await
+            .unwrap();
+        self.ingest()
+            .handle(&ObjectEvent {
+                key,
+                uploader: "tests".into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Every replica's view of `dist`, each checked as apt reads it.
+    async fn views(&self, dist: &str) -> Vec<(String, Option<View>)> {
+        let verify = |t: &str| self.signer.verify_clear(t).map_err(|e| e.to_string());
+        let mut out = Vec::new();
+        for (name, store) in &self.replicas {
+            out.push((name.clone(), client_view(store, &verify, dist, name).await));
+        }
+        out
+    }
+
+    /// gpgv on every replica's InRelease and Release.gpg.
+    async fn gpgv_all(&self, dist: &str) {
+        let tmp = tempfile::tempdir().unwrap();
+        let keyring = tmp.path().join("repo.gpg");
+        std::fs::write(&keyring, self.signer.public_gpg()).unwrap();
+        for (name, store) in &self.replicas {
+            let published = store.get("keys/repo.gpg").await.unwrap().0;
+            assert_eq!(published.as_ref(), self.signer.public_gpg(), "{name}");
+            for f in ["InRelease", "Release", "Release.gpg"] {
+                let body = store.get(&format!("dists/{dist}/{f}")).await.unwrap().0;
+                std::fs::write(tmp.path().join(f), body).unwrap();
+            }
+            for args in [vec!["InRelease"], vec!["Release.gpg", "Release"]] {
+                let out = Command::new("gpgv")
+                    .current_dir(tmp.path())
+                    .arg("--keyring")
+                    .arg(&keyring)
+                    .args(&args)
+                    .output()
+                    .expect("gpgv is installed (scripts/setup.sh)");
+                assert!(
+                    out.status.success(),
+                    "{name}: gpgv {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+fn bundle(source: &str, version: &str) -> Vec<File> {
+    let mut files = source_package(source, version, &[source]);
+    for arch in ["amd64", "arm64"] {
+        files.push((
+            deb_name(source, version, arch),
+            deb(source, version, arch, None, arch),
+        ));
+    }
+    files
+}
+
+#[tokio::test]
+async fn publishes_promotes_and_unlinks_on_three_replicas() {
+    let env = env("basic").await;
+    env.upload("testing", "b1", &bundle("hello", "1:1.0+git~1-1"))
+        .await;
+    let answer = env.handler.handle(stream_event()).await.unwrap();
+    let p = &answer["publish"];
+    assert_eq!(p["generation"], 1, "{answer:#}");
+    for (name, _) in REPLICAS {
+        assert_eq!(p["replicas"][name]["generation"], 1, "{answer:#}");
+    }
+    for (name, view) in env.views("testing").await {
+        let v = view.unwrap_or_else(|| panic!("{name}: no InRelease"));
+        assert_eq!(
+            lines(&v, "main/binary-amd64/Packages"),
+            ["hello 1:1.0+git~1-1 amd64"],
+            "{name}"
+        );
+        assert_eq!(
+            lines(&v, "main/binary-arm64/Packages"),
+            ["hello 1:1.0+git~1-1 arm64"],
+            "{name}"
+        );
+        assert_eq!(v.sources.len(), 1, "{name}");
+    }
+    env.gpgv_all("testing").await;
+    let (_, eu) = &env.replicas[0];
+    let inrelease = eu.head("dists/testing/InRelease").await.unwrap();
+    assert_eq!(
+        inrelease.cache_control.as_deref(),
+        Some(raptr_core::publish::CACHE_MUTABLE)
+    );
+    let report = Report::read(
+        env.store.as_ref(),
+        "incoming/testing/main/b1/hello_1.0+git~1-1_amd64.deb",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.generation, Some(1));
+    assert_eq!(report.replicas.len(), 3);
+
+    // Promotion by request.
+    env.request("promote", json!({"action": "link", "bundle": "hello", "version": "1:1.0+git~1-1", "component": "main", "distribution": "stable"})).await;
+    let answer = env.handler.handle(stream_event()).await.unwrap();
+    assert_eq!(answer["publish"]["generation"], 2, "{answer:#}");
+    for (name, view) in env.views("stable").await {
+        assert_eq!(
+            lines(&view.unwrap(), "main/binary-amd64/Packages"),
+            ["hello 1:1.0+git~1-1 amd64"],
+            "{name}"
+        );
+    }
+    env.gpgv_all("stable").await;
+
+    // Unlink from testing: gone there, still in stable.
+    env.request("unlink", json!({"action": "unlink", "bundle": "hello", "version": "all", "component": "main", "distribution": "testing"})).await;
+    env.handler.handle(stream_event()).await.unwrap();
+    for (name, view) in env.views("testing").await {
+        let v = view.unwrap();
+        assert!(
+            v.packages.values().all(|s| s.is_empty()) && v.sources.is_empty(),
+            "{name}: {v:?}"
+        );
+    }
+    for (name, view) in env.views("stable").await {
+        assert_eq!(
+            lines(&view.unwrap(), "main/binary-arm64/Packages").len(),
+            1,
+            "{name}"
+        );
+    }
+    // Verify finds every replica whole.
+    let answer = env
+        .handler
+        .handle(json!({"raptr": "verify", "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(answer["verify"]["findings"], json!([]), "{answer:#}");
+}
+
+#[tokio::test]
+async fn invocations_at_once_lose_no_wakeup() {
+    let env = env("concurrent").await;
+    for i in 0..5 {
+        let p = format!("pkg{i}");
+        env.upload(
+            "stable",
+            &format!("b{i}"),
+            &[(
+                deb_name(&p, "1.0", "amd64"),
+                deb(&p, "1.0", "amd64", None, "c"),
+            )],
+        )
+        .await;
+    }
+    let mut second = env.handler.clone();
+    second.owner = "test-concurrent-2".into();
+    let (a, b) = tokio::join!(
+        env.handler.handle(stream_event()),
+        second.handle(stream_event())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        a["publish"]["ran"] == true || b["publish"]["ran"] == true,
+        "{a:#} {b:#}"
+    );
+    assert!(env.table.pending(100).await.unwrap().is_empty());
+    for (name, view) in env.views("stable").await {
+        assert_eq!(
+            lines(&view.unwrap(), "main/binary-amd64/Packages").len(),
+            5,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_schedule_sweeps_incoming_then_publishes() {
+    let env = env("schedule").await;
+    // An upload whose event was never delivered.
+    let key = format!(
+        "incoming/stable/main/lost/{}",
+        deb_name("lost", "2.0", "arm64")
+    );
+    env.store
+        .put(
+            &key,
+            Bytes::from(deb("lost", "2.0", "arm64", None, "s")),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let schedule = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": "2026-11-21T00:00:00Z", "region": REGION, "resources": [], "detail": {}});
+    let answer = env.handler.handle(schedule).await.unwrap();
+    assert_eq!(
+        answer["sweep"]["redriven"].as_array().unwrap().len(),
+        1,
+        "{answer:#}"
+    );
+    assert_eq!(answer["publish"]["generation"], 1, "{answer:#}");
+    for (name, view) in env.views("stable").await {
+        assert_eq!(
+            lines(&view.unwrap(), "main/binary-arm64/Packages"),
+            ["lost 2.0 arm64"],
+            "{name}"
+        );
+    }
+}

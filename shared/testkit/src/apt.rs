@@ -1,0 +1,138 @@
+//! A bucket read the way apt reads it, as a test oracle written apart from
+//! the publisher: the InRelease verified (by the caller's function), each
+//! index it lists fetched by hash and checked, then every pool file each
+//! `Packages` and `Sources` stanza references, checked. Anything a client
+//! would trip over panics with the bucket's name and the key.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use raptr_formats::hash::Digests;
+use raptr_store::{ObjectStore, StoreError};
+
+/// What a client of one distribution sees.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct View {
+    /// Index path → `package version arch` lines.
+    pub packages: BTreeMap<String, BTreeSet<String>>,
+    /// `package version` of each source package.
+    pub sources: BTreeSet<String>,
+    /// The signed Release text.
+    pub release: String,
+}
+
+/// The `package version arch` lines of one index of a view, sorted.
+pub fn lines(v: &View, path: &str) -> Vec<String> {
+    v.packages
+        .get(path)
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn must_get(store: &dyn ObjectStore, key: &str, who: &str) -> Vec<u8> {
+    match store.get(key).await {
+        Ok((b, _)) => b.to_vec(),
+        Err(e) => panic!("{who}: {key}: {e}"),
+    }
+}
+
+/// `(path, size, sha256)` of a Release's SHA256 list.
+fn sha256_list(release: &str) -> Vec<(String, u64, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in release.lines() {
+        if let Some(rest) = line.strip_prefix(' ') {
+            if inside {
+                let p: Vec<&str> = rest.split_whitespace().collect();
+                out.push((
+                    p[2].to_string(),
+                    p[1].parse().expect("size"),
+                    p[0].to_string(),
+                ));
+            }
+        } else {
+            inside = line == "SHA256:";
+        }
+    }
+    out
+}
+
+/// Reads distribution `dist` of a bucket like apt with Acquire-By-Hash.
+/// `verify` checks an InRelease's signature and returns the signed text.
+/// `None` when the bucket has no InRelease for it (never published).
+pub async fn client_view(
+    store: &dyn ObjectStore,
+    verify: &(dyn Fn(&str) -> Result<String, String> + Sync),
+    dist: &str,
+    who: &str,
+) -> Option<View> {
+    let inrelease = match store.get(&format!("dists/{dist}/InRelease")).await {
+        Ok((b, _)) => b,
+        Err(StoreError::NotFound { .. }) => return None,
+        Err(e) => panic!("{who}: {e}"),
+    };
+    let text = verify(std::str::from_utf8(&inrelease).expect("UTF-8"))
+        .unwrap_or_else(|e| panic!("{who}: {dist}/InRelease: {e}"));
+    let mut view = View {
+        release: text.clone(),
+        ..Default::default()
+    };
+    let listed = sha256_list(&text);
+    assert!(!listed.is_empty(), "{who}: {dist}/InRelease lists nothing");
+    for (path, size, sha) in listed {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let key = format!("dists/{dist}/{dir}/by-hash/SHA256/{sha}");
+        let body = must_get(store, &key, who).await;
+        let d = Digests::of(&body);
+        assert_eq!(
+            (d.size, d.sha256.as_str()),
+            (size, sha.as_str()),
+            "{who}: {key}"
+        );
+        if !(path.ends_with("/Packages") || path.ends_with("/Sources")) {
+            continue;
+        }
+        let text = String::from_utf8(body).expect("UTF-8 index");
+        for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+            let field = |n: &str| {
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{n}: ")))
+                    .unwrap_or_else(|| panic!("{who}: {path}: no {n} in\n{stanza}"))
+                    .to_string()
+            };
+            if path.ends_with("/Packages") {
+                let filename = field("Filename");
+                let pool = Digests::of(&must_get(store, &filename, who).await);
+                assert_eq!(pool.sha256, field("SHA256"), "{who}: {filename}");
+                assert_eq!(pool.size.to_string(), field("Size"), "{who}: {filename}");
+                view.packages
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(format!(
+                        "{} {} {}",
+                        field("Package"),
+                        field("Version"),
+                        field("Architecture")
+                    ));
+            } else {
+                let dir = field("Directory");
+                let mut in_sha = false;
+                for line in stanza.lines() {
+                    if let Some(rest) = line.strip_prefix(' ') {
+                        if in_sha {
+                            let p: Vec<&str> = rest.split_whitespace().collect();
+                            let key = format!("{dir}/{}", p[2]);
+                            let pool = Digests::of(&must_get(store, &key, who).await);
+                            assert_eq!(pool.sha256, p[0], "{who}: {key}");
+                        }
+                    } else {
+                        in_sha = line.starts_with("Checksums-Sha256:");
+                    }
+                }
+                view.sources
+                    .insert(format!("{} {}", field("Package"), field("Version")));
+            }
+        }
+    }
+    Some(view)
+}
