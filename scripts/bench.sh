@@ -9,7 +9,11 @@
 #  4. Ingest: MB/s for one 1 GiB deb (and a 64 MiB one, to show memory stays
 #     flat), bundles per second for 1,000 one-deb bundles, on a local
 #     directory and on the emulator (BENCH_INGEST_MIB, BENCH_BUNDLES).
-# Peak memory (max RSS) is printed for each timed run.
+#  5. Publish in local mode: a full publish of 10,000 and 100,000 packages
+#     and the publish of one more, next to apt-ftparchive generate+release and
+#     reprepro includedeb on the same debs (BENCH_PUBLISH="10000 100000").
+# Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
+# runs only those sections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=.cache/bench
@@ -19,6 +23,8 @@ count=${BENCH_DEBS:-10000}
 cargo build --release --locked -q -p raptr
 cargo build --release --locked -q -p raptr-formats --example digest --example gen_debs
 bin=target/release
+# BENCH_SECTIONS picks sections by number (default: all).
+want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5} " == *" $1 "* ]]; }
 timed() { # label command...
   local label=$1; shift
   /usr/bin/time -f "%e %M" -o "$bench/time" "$@" >"$bench/out" 2>"$bench/err" || {
@@ -27,6 +33,7 @@ timed() { # label command...
   printf '  %-38s %7.2f s   max RSS %6d MB\n' "$label" "$secs" $((kb / 1024))
 }
 
+if want 1; then
 echo "== hashing a 1 GiB file"
 if [ ! -f "$bench/1GiB.bin" ]; then
   head -c 1073741824 /dev/urandom >"$bench/1GiB.bin"
@@ -38,6 +45,9 @@ head -c 268435456 /dev/urandom >"$bench/256MiB.bin"
 timed "raptr, four digests of 256 MiB" "$bin/examples/digest" "$bench/256MiB.bin"
 rm -f "$bench/256MiB.bin"
 
+fi
+
+if want 2; then
 echo "== scanning $count small debs"
 if [ ! -f "$bench/debs-$count/.done" ]; then
   rm -rf "$bench/debs-$count"
@@ -58,9 +68,57 @@ else
   echo "  stanzas: DIFFERENT (diff $bench/ftp.txt $bench/raptr.txt)"
 fi
 
+fi
+
+if want 3; then
 echo "== lease lock and journal (local table, and DynamoDB on the emulator)"
 cargo run --release --locked -q -p raptr-aws --example table_bench
 
+fi
+
+if want 4; then
 echo "== ingest (a 1 GiB deb, then 1,000 small bundles; locally, then on the emulator)"
 cargo build --release --locked -q -p raptr-ingest --example ingest_bench
 "$bin/examples/ingest_bench" "${BENCH_INGEST_MIB:-1024}" "${BENCH_BUNDLES:-1000}"
+
+fi
+
+if want 5; then
+echo "== publish in local mode: a full publish, then one more package; apt-ftparchive and reprepro on the same debs"
+if ! command -v reprepro >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -qq --no-install-recommends reprepro >/dev/null
+fi
+cargo build --release --locked -q -p raptr-core --example publish_bench
+for n in ${BENCH_PUBLISH:-10000 100000}; do
+  d=$PWD/$bench/publish-$n
+  rm -rf "$d"
+  echo "  -- $n packages (generating them...)"
+  "$bin/examples/publish_bench" "$d" "$n" >/dev/null 2>&1
+  timed "raptr publish, full" "$bin/raptr" --repo "$d/repo" publish
+  "$bin/raptr" --repo "$d/repo" upload stable/main "$d/extra-1.deb" >/dev/null
+  timed "raptr publish, one more package" "$bin/raptr" --repo "$d/repo" publish
+
+  cat >"$d/ftp.conf" <<CONF
+Dir { ArchiveDir "$d/repo"; CacheDir "$d/ftp-cache"; };
+Default { Packages::Compress ". gzip"; };
+TreeDefault { Directory "pool/"; };
+Tree "dists/ftp" { Sections "main"; Architectures "amd64"; };
+CONF
+  mkdir -p "$d/ftp-cache" "$d/repo/dists/ftp/main/binary-amd64"
+  timed "apt-ftparchive generate, full" apt-ftparchive -q generate "$d/ftp.conf"
+  timed "apt-ftparchive release" apt-ftparchive release "$d/repo/dists/ftp"
+  mkdir -p "$d/repo/pool/main/b/bench-extra2/1.0-1"
+  cp "$d/extra-2.deb" "$d/repo/pool/main/b/bench-extra2/1.0-1/bench-extra2_1.0-1_amd64.deb"
+  timed "apt-ftparchive generate, one more" apt-ftparchive -q generate "$d/ftp.conf"
+
+  mkdir -p "$d/reprepro/conf"
+  printf 'Codename: stable\nArchitectures: amd64\nComponents: main\n' >"$d/reprepro/conf/distributions"
+  start=$(date +%s)
+  find "$d/repo/pool/main/b" -name 'bench-pkg*.deb' -print0 |
+    xargs -0 -n 5000 reprepro -b "$d/reprepro" --export=silent-never --silent includedeb stable
+  printf '  %-38s %7d s   (untimed set-up)\n' "reprepro includedeb of all $n" $(( $(date +%s) - start ))
+  timed "reprepro export, full" reprepro -b "$d/reprepro" export
+  timed "reprepro includedeb, one more" reprepro -b "$d/reprepro" includedeb stable "$d/extra-2.deb"
+done
+fi

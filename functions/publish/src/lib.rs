@@ -117,21 +117,9 @@ impl Handler {
     async fn signer(&self, config: &Config) -> Result<Signer, HandlerError> {
         let (text, source) = match &config.signing_key {
             SigningKey::Secret(name) => {
-                let client = aws_sdk_secretsmanager::Client::new(&self.aws.conf);
-                let out = client
-                    .get_secret_value()
-                    .secret_id(name)
-                    .send()
+                let text = raptr_aws::secret_string_with(&self.aws.conf, name)
                     .await
-                    .map_err(|e| {
-                        HandlerError(format!(
-                            "signing key secret {name}: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
-                let text = out.secret_string().map(str::to_string).ok_or_else(|| {
-                    HandlerError(format!("signing key secret {name}: no SecretString"))
-                })?;
+                    .map_err(|e| HandlerError(format!("signing key: {e}")))?;
                 (text, name.clone())
             }
             SigningKey::File(path) => {

@@ -125,8 +125,12 @@ pub async fn bucket_store(bucket: &str, region: &str) -> S3Store {
 /// The text of an AWS Secrets Manager secret (the signing key), by name or
 /// ARN. The error names the secret.
 pub async fn secret_string(name: &str) -> Result<String, String> {
-    let conf = load_config().await;
-    let client = aws_sdk_secretsmanager::Client::new(&conf);
+    secret_string_with(&load_config().await, name).await
+}
+
+/// [`secret_string`] with a given SDK configuration.
+pub async fn secret_string_with(conf: &SdkConfig, name: &str) -> Result<String, String> {
+    let client = aws_sdk_secretsmanager::Client::new(conf);
     let out = client
         .get_secret_value()
         .secret_id(name)

@@ -78,22 +78,28 @@ pub fn belongs(name: &str, arch: &str) -> bool {
 }
 
 /// The stanzas of a published index, by the pool key they describe
-/// (`Filename`, or `Directory/<name>.dsc` for Sources). The text of each
-/// stanza ends with its last line's newline.
-pub fn parse_stanzas(text: &str, arch: &str) -> BTreeMap<String, String> {
+/// (`Filename`, or `Directory/<name>.dsc` for Sources): the byte range of
+/// each in `text`, ending with its last line's newline. Ranges, not copies,
+/// so that a large index is held once.
+pub fn parse_stanzas(text: &str, arch: &str) -> BTreeMap<String, std::ops::Range<usize>> {
     let mut out = BTreeMap::new();
-    for stanza in text.split("\n\n") {
-        let stanza = stanza.trim_matches('\n');
-        if stanza.is_empty() {
-            continue;
-        }
+    let mut start = 0;
+    while start < text.len() {
+        let end = text[start..]
+            .find("\n\n")
+            .map_or(text.len(), |i| start + i + 1);
+        let stanza = &text[start..end];
         let key = if arch == "source" {
             source_stanza_key(stanza)
         } else {
             field_value(stanza, "Filename").map(str::to_string)
         };
-        if let Some(key) = key {
-            out.insert(key, format!("{stanza}\n"));
+        if let (Some(key), false) = (key, stanza.trim().is_empty()) {
+            out.insert(key, start..end);
+        }
+        start = end + 1;
+        while text[start.min(text.len())..].starts_with('\n') {
+            start += 1;
         }
     }
     out
@@ -282,7 +288,10 @@ mod tests {
         let text = "Package: a\nFilename: pool/main/a/a/1/a_1_all.deb\n\nPackage: b\nFilename: pool/main/b/b/1/b_1_all.deb\n";
         let map = parse_stanzas(text, "amd64");
         assert_eq!(map.len(), 2);
-        assert_eq!(join_stanzas(map.values().map(String::as_str)), text);
+        assert_eq!(join_stanzas(map.values().map(|r| &text[r.clone()])), text);
+        let no_newline = "Package: a\nFilename: x/a.deb";
+        let map = parse_stanzas(no_newline, "amd64");
+        assert_eq!(&no_newline[map["x/a.deb"].clone()], no_newline);
         let src = "Package: a\nDirectory: pool/main/a/a/1\nFiles:\n 00 1 a_1.dsc\n 00 2 a_1.tar.gz\nChecksums-Sha256:\n 11 1 a_1.dsc\n";
         let map = parse_stanzas(src, "source");
         assert_eq!(map.keys().collect::<Vec<_>>(), ["pool/main/a/a/1/a_1.dsc"]);

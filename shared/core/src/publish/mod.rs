@@ -566,7 +566,6 @@ impl Publisher {
         let now = (self.now)();
         let state = &mut held.state;
         let mut next = state.next.take().unwrap_or_else(|| state.history_next());
-        let mut manifests: HashMap<String, Option<Manifest>> = HashMap::new();
         let mut bodies: BTreeMap<(String, String), Bytes> = BTreeMap::new();
         let mut dists: BTreeSet<String> = next.pool.keys().cloned().collect();
         for t in std::mem::take(&mut state.dirty) {
@@ -593,35 +592,56 @@ impl Publisher {
                 Err(e) => return Err(e.into()),
             };
             let mut old = index::parse_stanzas(&old_text, arch);
-            drop(old_text);
             let prefix = format!("pool/{comp}/");
-            let mut stanzas: Vec<String> = Vec::new();
-            if let Some(links) = state.links.get(dist) {
-                for (dir, names) in links.range(prefix.clone()..) {
-                    if !dir.starts_with(&prefix) {
-                        break;
+            let mut text = String::with_capacity(old_text.len() + 4096);
+            let mut add = |stanza: &str| {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(stanza);
+                if !stanza.ends_with('\n') {
+                    text.push('\n');
+                }
+            };
+            let desired: Vec<(&String, &String)> = state
+                .links
+                .get(dist)
+                .into_iter()
+                .flat_map(|links| links.range(prefix.clone()..))
+                .take_while(|(dir, _)| dir.starts_with(&prefix))
+                .flat_map(|(dir, names)| {
+                    names
+                        .iter()
+                        .filter(|n| index::belongs(n, arch))
+                        .map(move |n| (dir, n))
+                })
+                .collect();
+            // A window at a time: the manifests of its new keys are read
+            // concurrently, then its stanzas appended in order. Memory holds
+            // one window's manifests, whatever the index's size.
+            for window in desired.chunks(512) {
+                let need: BTreeSet<String> = window
+                    .iter()
+                    .filter(|(d, n)| !old.contains_key(&format!("{d}/{n}")))
+                    .map(|(d, _)| (*d).clone())
+                    .collect();
+                let loaded = load_manifests(&self.store, need).await?;
+                for (dir, name) in window {
+                    let key = format!("{dir}/{name}");
+                    if let Some(range) = old.remove(&key) {
+                        add(&old_text[range]);
+                        continue;
                     }
-                    for name in names.iter().filter(|n| index::belongs(n, arch)) {
-                        let key = format!("{dir}/{name}");
-                        let stanza = match old.remove(&key) {
-                            Some(s) => s,
-                            None => {
-                                let m =
-                                    self.manifest(&mut manifests, dir).await?.ok_or_else(|| {
-                                        PublishError::Refused(format!(
-                                        "{key} is linked in {dist} but {dir}/manifest.json is gone"
-                                    ))
-                                    })?;
-                                index::render_stanza(dir, name, m).map_err(PublishError::Refused)?
-                            }
-                        };
-                        stanzas.push(stanza);
-                    }
+                    let m = loaded.get(*dir).ok_or_else(|| {
+                        PublishError::Refused(format!(
+                            "{key} is linked in {dist} but {dir}/manifest.json is gone"
+                        ))
+                    })?;
+                    add(&index::render_stanza(dir, name, m).map_err(PublishError::Refused)?);
                 }
             }
             drop(old);
-            let text = index::join_stanzas(stanzas.iter().map(String::as_str));
-            drop(stanzas);
+            drop(old_text);
             let gz = index::gzip(text.as_bytes());
             for (p, body) in [
                 (path.clone(), text.into_bytes()),
@@ -735,32 +755,23 @@ impl Publisher {
         let text = index::render_release(&fields, &files);
         let detached = self.signer.detach_sign(&text)?;
         let clear = self.signer.clearsign(&text)?;
-        let base = format!("dists/{dist}");
-        let store = self.store.as_ref();
-        put(
-            store,
-            &format!("{base}/Release"),
-            Bytes::from(text),
-            content_type("Release"),
-            CACHE_MUTABLE,
-        )
-        .await?;
-        put(
-            store,
-            &format!("{base}/Release.gpg"),
-            Bytes::from(detached),
-            content_type(".gpg"),
-            CACHE_MUTABLE,
-        )
-        .await?;
-        put(
-            store,
-            &format!("{base}/InRelease"),
-            Bytes::from(clear),
-            content_type("InRelease"),
-            CACHE_MUTABLE,
-        )
-        .await?;
+        // InRelease last: apt reads it first, and it must list only what
+        // is already in place.
+        for (name, body) in [
+            ("Release", text),
+            ("Release.gpg", detached),
+            ("InRelease", clear),
+        ] {
+            let key = format!("dists/{dist}/{name}");
+            put(
+                self.store.as_ref(),
+                &key,
+                Bytes::from(body),
+                content_type(name),
+                CACHE_MUTABLE,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -1193,4 +1204,34 @@ async fn copy_one(
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Reads manifests, sixteen at a time; a bundle version without one is
+/// left out of the answer.
+async fn load_manifests(
+    store: &Arc<dyn ObjectStore>,
+    dirs: BTreeSet<String>,
+) -> Result<HashMap<String, Manifest>> {
+    let mut out = HashMap::with_capacity(dirs.len());
+    let mut set = tokio::task::JoinSet::new();
+    let mut dirs = dirs.into_iter();
+    loop {
+        while set.len() < 16 {
+            let Some(dir) = dirs.next() else { break };
+            let store = store.clone();
+            set.spawn(async move {
+                let m = manifest::load(store.as_ref(), &dir).await;
+                (dir, m)
+            });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let (dir, m) =
+            joined.map_err(|e| PublishError::Refused(format!("manifest task failed: {e}")))?;
+        if let Some((m, _)) = m? {
+            out.insert(dir, m);
+        }
+    }
+    Ok(out)
 }
