@@ -98,6 +98,10 @@ fn in_49_hours() -> u64 {
     ms_later(49)
 }
 
+fn in_13_hours() -> u64 {
+    ms_later(13)
+}
+
 impl World {
     fn publisher_with(
         &self,
@@ -714,4 +718,32 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
     );
     assert!(w.publisher().verify(true).await.unwrap().is_empty());
     w.views().await;
+}
+
+#[tokio::test]
+async fn a_release_with_valid_until_is_signed_again_before_it_expires() {
+    let mut w = world();
+    w.config.release.valid_for_days = Some(1);
+    w.publish().await;
+    let first = w.views().await["eu"]["stable"].release.clone();
+    assert!(first.contains("Valid-Until: "), "{first}");
+    // Within half its validity: nothing to do.
+    assert!(w.publish().await.generations.is_empty());
+    // Past half of it (a day's validity, 13 hours later): signed again, on
+    // every replica, with the indices unchanged.
+    let mut p = w.publisher();
+    p.now = in_13_hours;
+    let s = p.run().await.unwrap();
+    assert_eq!(s.generations, vec![2]);
+    assert_eq!(s.indices, 0);
+    for (who, dists) in w.views().await {
+        let r = &dists["stable"].release;
+        assert_ne!(r, &first, "{who}");
+        let date = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("Date: "))
+                .map(str::to_string)
+        };
+        assert_ne!(date(r), date(&first), "{who}");
+    }
 }

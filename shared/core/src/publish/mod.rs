@@ -273,6 +273,7 @@ impl Publisher {
 
     async fn cycle(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
         self.check_identity(&held.state)?;
+        self.refresh_due(&mut held.state);
         loop {
             let pending = self.table.pending(BATCH).await?;
             let more = pending.len() == BATCH;
@@ -312,6 +313,27 @@ impl Publisher {
             summary.verified.extend(findings);
         }
         Ok(())
+    }
+
+    /// With Valid-Until, a Release past half its validity is signed again
+    /// (its distribution is published anew, indices unchanged), so that the
+    /// scheduled run keeps clients from ever seeing it expire.
+    fn refresh_due(&self, state: &mut State) {
+        let Some(days) = self.config.release.valid_for_days else {
+            return;
+        };
+        let half = u64::from(days) * 86_400_000 / 2;
+        let now = (self.now)();
+        for (dist, d) in &self.config.primary_layout().distributions {
+            let Some(signed) = state.released.get(dist) else {
+                continue;
+            };
+            if now.saturating_sub(*signed) >= half {
+                if let (Some(c), Some(a)) = (d.components.first(), d.architectures.first()) {
+                    state.dirty.insert(triple(dist, c, a));
+                }
+            }
+        }
     }
 
     /// A distribution's Release identity as the configuration has it now.
@@ -698,6 +720,7 @@ impl Publisher {
             };
             self.write_release(state, dist, now).await?;
             state.identity.entry(dist.clone()).or_insert(identity);
+            state.released.insert(dist.clone(), now);
         }
         next.published_at = crate::time::rfc3339(now);
         state.generation = next.generation;

@@ -44,6 +44,10 @@ pub struct State {
     /// Origins of journaled purge and verify requests not yet carried out.
     pub purge_requests: Vec<String>,
     pub verify_requests: Vec<String>,
+    /// When each distribution's Release was last signed (its Date), in
+    /// milliseconds: with Valid-Until, it is signed again before it expires.
+    #[serde(default)]
+    pub released: BTreeMap<String, u64>,
     /// The generation being built, once its journal entries are applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Generation>,
