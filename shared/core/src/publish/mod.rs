@@ -721,6 +721,7 @@ impl Publisher {
             self.write_release(state, dist, now).await?;
             state.identity.entry(dist.clone()).or_insert(identity);
             state.released.insert(dist.clone(), now);
+            next.released.insert(dist.clone());
         }
         next.published_at = crate::time::rfc3339(now);
         state.generation = next.generation;
@@ -908,13 +909,17 @@ impl Publisher {
                 }
                 paths.insert(dist, state.indices[*dist].keys().cloned().collect());
             } else {
-                let entry = paths.entry(dist).or_default();
                 for g in state.history.iter().filter(|g| g.generation > at) {
                     if let Some(keys) = g.pool.get(*dist) {
                         pool.extend(keys.iter().cloned());
                     }
-                    if let Some(p) = g.indices.get(*dist) {
-                        entry.extend(p.iter().cloned());
+                    // Only the distributions a generation signed anew get
+                    // their Release copied (and their changed indices).
+                    if g.released.contains(*dist) {
+                        let entry = paths.entry(dist).or_default();
+                        if let Some(p) = g.indices.get(*dist) {
+                            entry.extend(p.iter().cloned());
+                        }
                     }
                 }
             }

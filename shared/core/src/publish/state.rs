@@ -77,6 +77,9 @@ pub struct Generation {
     pub indices: BTreeMap<String, BTreeSet<String>>,
     /// The journaled objects it carries (`<key>@<etag>`), for their reports.
     pub origins: Vec<String>,
+    /// Distributions whose Release it signed anew.
+    #[serde(default)]
+    pub released: BTreeSet<String>,
 }
 
 impl State {
