@@ -163,18 +163,6 @@ pub fn render_stanza(dir: &str, name: &str, m: &Manifest) -> Result<String, Stri
     }
 }
 
-/// An index's text from its stanzas, in pool-key order.
-pub fn join_stanzas<'a>(stanzas: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::new();
-    for s in stanzas {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        out.push_str(s);
-    }
-    out
-}
-
 /// gzip at the default level, with no name or time in the header so that
 /// the same index always compresses to the same bytes.
 pub fn gzip(body: &[u8]) -> Vec<u8> {
@@ -288,7 +276,8 @@ mod tests {
         let text = "Package: a\nFilename: pool/main/a/a/1/a_1_all.deb\n\nPackage: b\nFilename: pool/main/b/b/1/b_1_all.deb\n";
         let map = parse_stanzas(text, "amd64");
         assert_eq!(map.len(), 2);
-        assert_eq!(join_stanzas(map.values().map(|r| &text[r.clone()])), text);
+        let parts: Vec<&str> = map.values().map(|r| &text[r.clone()]).collect();
+        assert_eq!(parts.join("\n"), text);
         let no_newline = "Package: a\nFilename: x/a.deb";
         let map = parse_stanzas(no_newline, "amd64");
         assert_eq!(&no_newline[map["x/a.deb"].clone()], no_newline);

@@ -1201,7 +1201,9 @@ async fn copy_all(
                 first_error.get_or_insert(e.into());
             }
             Some(Err(e)) => {
-                first_error.get_or_insert(PublishError::Refused(format!("copy task failed: {e}")));
+                first_error.get_or_insert(PublishError::Refused(format!(
+                    "copying pool files to a replica: a copy task failed: {e}"
+                )));
             }
         }
         if first_error.is_some() {
@@ -1255,8 +1257,11 @@ async fn load_manifests(
         let Some(joined) = set.join_next().await else {
             break;
         };
-        let (dir, m) =
-            joined.map_err(|e| PublishError::Refused(format!("manifest task failed: {e}")))?;
+        let (dir, m) = joined.map_err(|e| {
+            PublishError::Refused(format!(
+                "reading manifests for an index: a task failed: {e}"
+            ))
+        })?;
         if let Some((m, _)) = m? {
             out.insert(dir, m);
         }
