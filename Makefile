@@ -10,11 +10,13 @@ setup:
 	scripts/setup.sh
 
 ## The test suite: unit tests, integration tests judged by dpkg and apt-ftparchive,
-## and the storage conformance suite on the local adapters and on the emulator.
+## the storage conformance suite on the local adapters and on the emulator, and the
+## end-to-end tests (tests/) judged by apt over HTTP against the replica buckets.
 test: setup
 	$(CARGO) test --workspace --locked
 
-## A walk through what raptr does today, on a sample bundle built with dpkg tools.
+## The whole job on the emulator: bootstrap, aws s3 cp of a bundle built with dpkg
+## tools, the functions, a promotion request, apt-get install from a replica over HTTP.
 demo: setup
 	scripts/demo.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates what a raptr repository needs in S3, DynamoDB and SQS, on the
 # endpoint of the standard AWS environment (AWS_ENDPOINT_URL): the primary
-# bucket, the replica buckets in their regions, the table (lease, journal,
+# bucket, the replica buckets in their regions (anonymous read of pool/,
+# dists/ and keys/ only, as apt reads them), the table (lease, journal,
 # replica generations) with its stream, the ingest queue, and the primary
 # bucket's event notifications for incoming/ and requests/ into that queue.
 #
@@ -9,14 +10,14 @@
 # exists already is left as it is.
 #
 #   RAPTR_BUCKET    primary bucket            (default raptr-primary)
-#   RAPTR_REPLICAS  "bucket@region ..."       (default raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2)
+#   RAPTR_REPLICAS  "bucket@region ..."       (default raptr-replica-eu@eu-west-1, -us@us-west-2, -ap@ap-southeast-1)
 #   RAPTR_TABLE     DynamoDB table            (default raptr)
 #   RAPTR_QUEUE     SQS queue for S3 events   (default raptr-ingest)
 #   AWS_CLI         the aws command           (default aws)
 set -euo pipefail
 
 bucket=${RAPTR_BUCKET:-raptr-primary}
-replicas=${RAPTR_REPLICAS-raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2}
+replicas=${RAPTR_REPLICAS-raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2 raptr-replica-ap@ap-southeast-1}
 table=${RAPTR_TABLE:-raptr}
 queue=${RAPTR_QUEUE:-raptr-ingest}
 aws_cli=${AWS_CLI:-aws}
@@ -28,9 +29,9 @@ aws=aws
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-make_bucket() { # name region
+make_bucket() { # name region; fails if the bucket was there already
     if $aws s3api head-bucket --bucket "$1" >/dev/null 2>&1; then
-        return
+        return 1
     fi
     if [ "$2" = us-east-1 ]; then
         $aws s3api create-bucket --bucket "$1" --region "$2" >/dev/null
@@ -41,9 +42,21 @@ make_bucket() { # name region
     say "bucket $1 ($2)"
 }
 
-make_bucket "$bucket" "$region"
+make_bucket "$bucket" "$region" || true
+# apt reads replicas anonymously over HTTP: GetObject on what a replica
+# serves, nothing else (no listing, no other prefix). infra/template.yaml
+# grants the same.
+public_read() { # bucket
+    cat <<JSON
+{"Version": "2012-10-17", "Statement": [{"Sid": "AptRead", "Effect": "Allow",
+  "Principal": "*", "Action": "s3:GetObject",
+  "Resource": ["arn:aws:s3:::$1/dists/*", "arn:aws:s3:::$1/pool/*", "arn:aws:s3:::$1/keys/*"]}]}
+JSON
+}
 for r in $replicas; do
-    make_bucket "${r%@*}" "${r#*@}"
+    if make_bucket "${r%@*}" "${r#*@}"; then
+        $aws s3api put-bucket-policy --bucket "${r%@*}" --policy "$(public_read "${r%@*}")"
+    fi
 done
 
 if ! $aws dynamodb describe-table --table-name "$table" >/dev/null 2>&1; then

@@ -34,6 +34,7 @@ impl Default for Names {
             replicas: vec![
                 ("raptr-replica-eu".into(), "eu-west-1".into()),
                 ("raptr-replica-us".into(), "us-west-2".into()),
+                ("raptr-replica-ap".into(), "ap-southeast-1".into()),
             ],
             table: "raptr".into(),
             queue: "raptr-ingest".into(),

@@ -136,3 +136,74 @@ pub async fn client_view(
     }
     Some(view)
 }
+
+/// The real apt-get in a sandbox of its own under a directory: its own
+/// sources, lists, caches and dpkg database, trusting only the keys that
+/// `signed-by` names, installing (through dpkg `--root`) into `root/`.
+/// Signature and hash checks stay on: this is apt as a user runs it.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    dir: std::path::PathBuf,
+}
+
+impl Sandbox {
+    /// Creates the sandbox's directories and configuration under `dir`.
+    pub fn new(dir: &std::path::Path) -> Sandbox {
+        use std::fs;
+        for d in [
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "etc/apt/apt.conf.d",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+            "var/lib/dpkg/info",
+            "var/lib/dpkg/updates",
+            "log",
+            "root",
+        ] {
+            fs::create_dir_all(dir.join(d)).expect("sandbox directory");
+        }
+        for f in ["var/lib/dpkg/status", "var/lib/dpkg/available"] {
+            fs::write(dir.join(f), "").expect("dpkg database");
+        }
+        let d = dir.display();
+        let conf = format!(
+            "Dir \"{d}/\";\n\
+             Dir::State::status \"{d}/var/lib/dpkg/status\";\n\
+             Dir::Etc::trusted \"/dev/null\";\n\
+             Dir::Etc::trustedparts \"{d}/none\";\n\
+             Dir::Log \"{d}/log\";\n\
+             Debug::NoLocking \"1\";\n\
+             APT::Sandbox::User \"root\";\n\
+             APT::Architecture \"amd64\";\n\
+             Acquire::Languages \"none\";\n\
+             DPkg::Options {{ \"--root={d}/root\"; \"--admindir={d}/var/lib/dpkg\"; \"--force-not-root\"; \"--force-script-chrootless\"; \"--log={d}/log/dpkg.log\"; }};\n"
+        );
+        fs::write(dir.join("apt.conf"), conf).expect("apt.conf");
+        Sandbox {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Replaces the sandbox's `sources.list`.
+    pub fn sources(&self, text: &str) {
+        std::fs::write(self.dir.join("etc/apt/sources.list"), text).expect("sources.list");
+    }
+
+    /// Where dpkg installs packages.
+    pub fn root(&self) -> std::path::PathBuf {
+        self.dir.join("root")
+    }
+
+    /// Runs `apt-get -q ARGS` in `cwd` (where downloads land).
+    pub fn apt_get(&self, args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+        std::process::Command::new("apt-get")
+            .current_dir(cwd)
+            .env("APT_CONFIG", self.dir.join("apt.conf"))
+            .arg("-q")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("apt-get runs")
+    }
+}

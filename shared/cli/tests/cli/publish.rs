@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::fixtures::raptr;
 
@@ -23,48 +23,11 @@ fn ok(out: Output) -> String {
     t
 }
 
-/// apt-get in a sandbox of its own under `root`, trusting only `signed-by`.
+/// apt-get in a sandbox under `root`, trusting only `signed-by`.
 fn apt(root: &Path, sources: &str, args: &[&str], cwd: &Path) -> Output {
-    for d in [
-        "etc/apt/sources.list.d",
-        "etc/apt/preferences.d",
-        "etc/apt/apt.conf.d",
-        "var/lib/apt/lists/partial",
-        "var/cache/apt/archives/partial",
-        "var/lib/dpkg",
-        "log",
-    ] {
-        fs::create_dir_all(root.join(d)).expect("mkdir");
-    }
-    fs::write(root.join("var/lib/dpkg/status"), "").expect("status");
-    fs::write(root.join("etc/apt/sources.list"), sources).expect("sources");
-    let r = root.display();
-    Command::new("apt-get")
-        .current_dir(cwd)
-        .args([
-            "-q",
-            "-o",
-            &format!("Dir={r}"),
-            "-o",
-            &format!("Dir::State::status={r}/var/lib/dpkg/status"),
-            "-o",
-            "Dir::Etc::trusted=/dev/null",
-            "-o",
-            &format!("Dir::Etc::trustedparts={r}/none"),
-            "-o",
-            &format!("Dir::Log={r}/log"),
-            "-o",
-            "Debug::NoLocking=1",
-            "-o",
-            "APT::Sandbox::User=root",
-            "-o",
-            "APT::Architecture=amd64",
-            "-o",
-            "Acquire::Languages=none",
-        ])
-        .args(args)
-        .output()
-        .expect("apt-get runs")
+    let sandbox = raptr_testkit::apt::Sandbox::new(root);
+    sandbox.sources(sources);
+    sandbox.apt_get(args, cwd)
 }
 
 #[test]

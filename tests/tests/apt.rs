@@ -1,0 +1,448 @@
+//! End to end on the emulator, judged by apt: bundles uploaded with the AWS
+//! CLI's `aws s3 cp`, requests likewise, the S3 events delivered by the
+//! emulator to the ingest function and the journal to the publish function
+//! (in-process, [`raptr_e2e::Dispatcher`]), and then the real `apt-get`, in a
+//! sandbox with `signed-by`, reading each replica bucket over HTTP.
+//!
+//! Each test has its own primary bucket, three replica buckets in three
+//! regions, queue and signing key, on one emulator per test process.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use raptr_aws::{emulator_config, s3_client, S3Store};
+use raptr_core::config::{Config, Replica, SigningKey};
+use raptr_core::signing;
+use raptr_e2e::{Dispatcher, Round, Target};
+use raptr_emulator::{Emulator, Names, REGION};
+use raptr_store::{ObjectStore, PutOptions};
+use raptr_testkit::apt::Sandbox;
+use raptr_testkit::{deb, deb_name, source_package, File};
+use serde_json::Value;
+
+const REPLICAS: [(&str, &str); 3] = [
+    ("eu", "eu-west-1"),
+    ("us", "us-west-2"),
+    ("ap", "ap-southeast-1"),
+];
+
+/// The awkward version: an epoch, `+` and `~`.
+const VERSION: &str = "1:2.0+dfsg~rc1-1";
+
+struct Stack {
+    emu: &'static Emulator,
+    bucket: String,
+    dispatcher: Dispatcher,
+    /// (name, bucket, store)
+    replicas: Vec<(String, String, S3Store)>,
+    public_gpg: Vec<u8>,
+    tmp: tempfile::TempDir,
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let t = text(&out);
+    assert!(out.status.success(), "{what}: {:?}\n{t}", out.status);
+    t
+}
+
+async fn stack(tag: &str) -> Stack {
+    let emu = tokio::task::spawn_blocking(Emulator::shared).await.unwrap();
+    let bucket = format!("raptr-e2e-{tag}");
+    let names = Names {
+        bucket: bucket.clone(),
+        replicas: REPLICAS
+            .iter()
+            .map(|(n, region)| (format!("{bucket}-{n}"), region.to_string()))
+            .collect(),
+        table: "raptr".into(),
+        queue: format!("raptr-e2e-{tag}"),
+    };
+    {
+        let names = names.clone();
+        tokio::task::spawn_blocking(move || emu.bootstrap(&names))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let conf = emulator_config(&emu.endpoint(), REGION).await;
+    let (armored, signer) = signing::generate("raptr e2e <e2e@raptr.invalid>").unwrap();
+    let secret = format!("raptr/e2e-{tag}/signing-key");
+    aws_sdk_secretsmanager::Client::new(&conf)
+        .create_secret()
+        .name(&secret)
+        .secret_string(armored)
+        .send()
+        .await
+        .unwrap();
+    let mut config = Config::default_local(&bucket);
+    for d in config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .values_mut()
+    {
+        d.architectures = ["amd64", "arm64", "source"].map(String::from).to_vec();
+    }
+    config.primary.region = REGION.into();
+    config.replicas = REPLICAS
+        .iter()
+        .map(|(n, region)| Replica {
+            name: n.to_string(),
+            bucket: format!("{bucket}-{n}"),
+            region: region.to_string(),
+            layout: "default".into(),
+        })
+        .collect();
+    config.signing_key = SigningKey::Secret(secret);
+    let primary = S3Store::new(s3_client(&conf, None, true), &bucket);
+    raptr_core::repo::init(&primary, &bucket, &config)
+        .await
+        .unwrap();
+    let dispatcher = Dispatcher::connect(
+        &conf,
+        true,
+        Target {
+            bucket: bucket.clone(),
+            table: names.table.clone(),
+            queue: names.queue.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let replicas = REPLICAS
+        .iter()
+        .map(|(n, region)| {
+            let b = format!("{bucket}-{n}");
+            let store = S3Store::new(s3_client(&conf, Some(region), true), &b);
+            (n.to_string(), b, store)
+        })
+        .collect();
+    Stack {
+        emu,
+        bucket,
+        dispatcher,
+        replicas,
+        public_gpg: signer.public_gpg().to_vec(),
+        tmp: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// The hello bundle at [`VERSION`]: source package, amd64 and arm64 binaries
+/// and an `Architecture: all` package.
+fn bundle() -> Vec<File> {
+    let mut files = source_package("hello", VERSION, &["hello", "hello-doc"]);
+    for arch in ["amd64", "arm64"] {
+        files.push((
+            deb_name("hello", VERSION, arch),
+            deb("hello", VERSION, arch, None, arch),
+        ));
+    }
+    files.push((
+        deb_name("hello-doc", VERSION, "all"),
+        deb("hello-doc", VERSION, "all", Some("hello"), "doc"),
+    ));
+    files
+}
+
+impl Stack {
+    fn aws(&self, args: &[&str]) -> Output {
+        Command::new("aws")
+            .envs(self.emu.env())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the AWS CLI runs (make setup installs it)")
+    }
+
+    /// A CI job's upload: the files in a folder, `aws s3 cp --recursive`
+    /// into `incoming/DIST/COMPONENT/ID/`.
+    fn upload(&self, dist_component: &str, id: &str, files: &[File]) {
+        let dir = self.tmp.path().join("uploads").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        let dest = format!("s3://{}/incoming/{dist_component}/{id}/", self.bucket);
+        ok(
+            self.aws(&["s3", "cp", "--recursive", dir.to_str().unwrap(), &dest]),
+            "aws s3 cp",
+        );
+    }
+
+    /// A release manager's request: `aws s3 cp` into `requests/`; returns
+    /// its report's key.
+    fn request(&self, name: &str, body: &str) -> String {
+        let path = self.tmp.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let dest = format!("s3://{}/requests/{name}", self.bucket);
+        ok(
+            self.aws(&["s3", "cp", path.to_str().unwrap(), &dest]),
+            "aws s3 cp",
+        );
+        format!("s3://{}/reports/requests/{name}.json", self.bucket)
+    }
+
+    fn report(&self, url: &str) -> Value {
+        let t = ok(self.aws(&["s3", "cp", url, "-"]), url);
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("{url}: {e}\n{t}"))
+    }
+
+    /// The functions run; every replica must then carry the generation.
+    async fn dispatch(&self) -> Round {
+        let round = self.dispatcher.round().await.unwrap();
+        let p = &round.publish["publish"];
+        assert_eq!(p["ran"], Value::Bool(true), "{:#}", round.publish);
+        for (name, _, _) in &self.replicas {
+            let r = &p["replicas"][name];
+            assert!(r["error"].is_null(), "replica {name} lags: {r}");
+            assert_eq!(r["generation"], p["generation"], "replica {name}");
+        }
+        round
+    }
+
+    fn url(&self, bucket: &str) -> String {
+        format!("{}/{bucket}", self.emu.endpoint())
+    }
+
+    /// A fresh apt sandbox reading `bucket` over HTTP for `dist`, with the
+    /// key fetched from the bucket as a user fetches it; returns the
+    /// sandbox and its download directory.
+    fn apt(&self, name: &str, bucket: &str, dist: &str) -> (Sandbox, PathBuf) {
+        let dir = self.tmp.path().join(format!("apt-{name}-{dist}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sandbox = Sandbox::new(&dir);
+        let key = dir.join("repo.gpg");
+        fetch(&format!("{}/keys/repo.gpg", self.url(bucket)), &key)
+            .unwrap_or_else(|e| panic!("{bucket}: keys/repo.gpg: {e}"));
+        assert_eq!(std::fs::read(&key).unwrap(), self.public_gpg, "{bucket}");
+        let url = self.url(bucket);
+        let k = key.display();
+        sandbox.sources(&format!(
+            "deb [signed-by={k}] {url} {dist} main\ndeb-src [signed-by={k}] {url} {dist} main\n"
+        ));
+        let work = dir.join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        (sandbox, work)
+    }
+}
+
+/// An anonymous HTTP GET by apt's own downloader.
+fn fetch(url: &str, to: &Path) -> Result<(), String> {
+    let out = Command::new("/usr/lib/apt/apt-helper")
+        .args(["-o", "APT::Sandbox::User=root", "download-file", url])
+        .arg(to)
+        .output()
+        .map_err(|e| format!("apt-helper: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out))
+    }
+}
+
+fn update_cleanly(sandbox: &Sandbox, work: &Path, who: &str) {
+    let t = ok(sandbox.apt_get(&["update"], work), who);
+    assert!(!t.contains("W:") && !t.contains("E:"), "{who}: {t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_serves_apt_what_was_uploaded() {
+    let s = stack("serve").await;
+    let files = bundle();
+    s.upload("testing/main", "build-1", &files);
+    let round = s.dispatch().await;
+    let accepted = round
+        .outcomes
+        .iter()
+        .flat_map(|o| o["settled"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["status"] == "accepted")
+        .count();
+    assert_eq!(accepted, files.len(), "{:#?}", round.lines());
+    // The uploader learns when apt will see it.
+    let report = s.report(&format!(
+        "s3://{}/reports/incoming/testing/main/build-1/{}.json",
+        s.bucket,
+        deb_name("hello", VERSION, "amd64")
+    ));
+    assert_eq!(report["status"], "accepted", "{report:#}");
+    assert_eq!(report["generation"], round.publish["publish"]["generation"]);
+    assert_eq!(
+        report["replicas"].as_object().unwrap().len(),
+        3,
+        "{report:#}"
+    );
+
+    let by_name = |n: &str| &files.iter().find(|(f, _)| f == n).unwrap().1;
+    for (name, bucket, _) in &s.replicas {
+        let who = format!("replica {name} ({bucket})");
+        let (apt, work) = s.apt(name, bucket, "testing");
+        update_cleanly(&apt, &work, &who);
+        // An Architecture: all package is in amd64's Packages.
+        ok(
+            apt.apt_get(&["download", "hello", "hello-doc"], &work),
+            &who,
+        );
+        // apt names downloads after the version, the epoch's colon escaped.
+        for (pkg, arch) in [("hello", "amd64"), ("hello-doc", "all")] {
+            let got = std::fs::read(work.join(format!("{pkg}_1%3a2.0+dfsg~rc1-1_{arch}.deb")))
+                .unwrap_or_else(|e| panic!("{who}: {pkg}: {e}"));
+            assert_eq!(&got, by_name(&deb_name(pkg, VERSION, arch)), "{who}: {pkg}");
+        }
+        ok(
+            apt.apt_get(&["source", "--download-only", "hello"], &work),
+            &who,
+        );
+        for (f, bytes) in &files[..3] {
+            assert_eq!(&std::fs::read(work.join(f)).unwrap(), bytes, "{who}: {f}");
+        }
+    }
+    // apt reads replicas only: the primary bucket is private.
+    let err = fetch(
+        &format!("{}/dists/testing/InRelease", s.url(&s.bucket)),
+        &s.tmp.path().join("primary-inrelease"),
+    )
+    .expect_err("the primary bucket must refuse anonymous reads");
+    assert!(err.contains("403"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_and_unlink_by_request_are_visible_to_apt() {
+    let s = stack("promote").await;
+    s.upload("testing/main", "build-2", &bundle());
+    s.dispatch().await;
+    let (_, bucket, _) = &s.replicas[1];
+
+    // Not in stable yet.
+    let (apt, work) = s.apt("before", bucket, "stable");
+    update_cleanly(&apt, &work, "stable before promotion");
+    let t = text(&apt.apt_get(&["download", "hello"], &work));
+    assert!(t.contains("Unable to locate package hello"), "{t}");
+
+    let report = s.request(
+        "promote-hello.json",
+        &format!(r#"{{"action": "link", "bundle": "hello", "version": "{VERSION}", "component": "main", "distribution": "stable"}}"#),
+    );
+    let round = s.dispatch().await;
+    let r = s.report(&report);
+    assert_eq!(r["status"], "accepted", "{r:#}");
+    assert_eq!(
+        r["generation"], round.publish["publish"]["generation"],
+        "{r:#}"
+    );
+    let (apt, work) = s.apt("promoted", bucket, "stable");
+    update_cleanly(&apt, &work, "stable after promotion");
+    ok(apt.apt_get(&["download", "hello"], &work), "stable");
+    assert!(work.join("hello_1%3a2.0+dfsg~rc1-1_amd64.deb").exists());
+
+    // Withdrawn from testing: apt no longer finds it there; stable keeps it.
+    let report = s.request(
+        "unlink-hello.json",
+        &format!(r#"{{"action": "unlink", "bundle": "hello", "version": "{VERSION}", "component": "main", "distribution": "testing"}}"#),
+    );
+    s.dispatch().await;
+    assert_eq!(s.report(&report)["status"], "accepted");
+    let (apt, work) = s.apt("unlinked", bucket, "testing");
+    update_cleanly(&apt, &work, "testing after unlink");
+    let t = text(&apt.apt_get(&["download", "hello"], &work));
+    assert!(t.contains("Unable to locate package hello"), "{t}");
+    let (apt, work) = s.apt("kept", bucket, "stable");
+    update_cleanly(&apt, &work, "stable after unlink from testing");
+    ok(
+        apt.apt_get(&["download", "hello"], &work),
+        "stable keeps it",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apt_refuses_tampering_and_fetches_by_hash() {
+    let s = stack("tamper").await;
+    s.upload("testing/main", "build-3", &bundle());
+    s.dispatch().await;
+    let [(_, by_hash_bucket, by_hash), (_, index_bucket, index), (_, signed_bucket, signed)] =
+        &s.replicas[..]
+    else {
+        unreachable!()
+    };
+
+    // By hash: with every canonical index path gone, apt still updates
+    // (from dists/.../by-hash/SHA256/<digest>) and downloads.
+    let mut removed = 0;
+    for prefix in [
+        "dists/testing/main/binary-amd64/",
+        "dists/testing/main/source/",
+    ] {
+        for meta in by_hash.list(prefix).await.unwrap() {
+            let key = meta.key;
+            if !key.contains("/by-hash/") {
+                by_hash.delete(&key).await.unwrap();
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed >= 4, "removed {removed} canonical indices");
+    let (apt, work) = s.apt("by-hash", by_hash_bucket, "testing");
+    update_cleanly(&apt, &work, "by-hash only");
+    ok(apt.apt_get(&["download", "hello"], &work), "by-hash only");
+    ok(
+        apt.apt_get(&["source", "--download-only", "hello"], &work),
+        "by-hash only",
+    );
+
+    // A tampered index, by-hash copies included: apt refuses it.
+    let (apt, work) = s.apt("tampered-index", index_bucket, "testing");
+    for meta in index
+        .list("dists/testing/main/binary-amd64/")
+        .await
+        .unwrap()
+    {
+        let key = meta.key;
+        let (bytes, _) = index.get(&key).await.unwrap();
+        let mut bytes = bytes.to_vec();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        index
+            .put(&key, bytes.into(), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let out = apt.apt_get(&["update"], &work);
+    let t = text(&out);
+    assert!(!out.status.success(), "apt accepted a tampered index:\n{t}");
+    assert!(t.contains("Hash Sum mismatch"), "{t}");
+
+    // A tampered InRelease: the signature check is live.
+    let (apt, work) = s.apt("tampered-release", signed_bucket, "testing");
+    let (bytes, _) = signed.get("dists/testing/InRelease").await.unwrap();
+    let forged = String::from_utf8(bytes.to_vec())
+        .unwrap()
+        .replace("Label: raptr", "Label: evil");
+    assert!(forged.contains("Label: evil"));
+    signed
+        .put(
+            "dists/testing/InRelease",
+            forged.into_bytes().into(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let out = apt.apt_get(&["update"], &work);
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "apt accepted a forged InRelease:\n{t}"
+    );
+    assert!(t.contains("BADSIG") || t.contains("invalid"), "{t}");
+    let t = text(&apt.apt_get(&["download", "hello"], &work));
+    assert!(t.contains("Unable to locate package hello"), "{t}");
+}
