@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup test demo lint fmt bench fuzz build clean emulator localstack-up
+.PHONY: setup test demo lint fmt bench fuzz build deploy clean emulator localstack-up
 
 setup:
 	scripts/setup.sh
@@ -20,9 +20,12 @@ test: setup
 demo: setup
 	scripts/demo.sh
 
-lint:
+## fmt, clippy, and the deployment's own checks: cfn-lint on infra/ (as written and
+## SAM-transformed), the LocalStack compose file, every shell script.
+lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/lint-infra.sh
 
 fmt:
 	$(CARGO) fmt --all
@@ -44,8 +47,13 @@ emulator: setup
 localstack-up: setup
 	localstack/up.sh
 
+## The Lambda deployment zips (cargo-lambda, arm64 unless ARCH=x86_64) in target/lambda/.
 build:
-	$(CARGO) build --workspace --release --locked
+	scripts/build-lambdas.sh
+
+## Build, package and deploy infra/template.yaml with the AWS CLI (see infra/README.md).
+deploy: setup
+	scripts/deploy.sh
 
 clean:
 	$(CARGO) clean

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Starts LocalStack (docker compose) and bootstraps raptr's buckets, table,
-# queue and S3 event notifications on it with scripts/bootstrap.sh, the same
-# bootstrap the tests run on moto. Needs a Docker engine and `make setup`
-# (for the AWS CLI in .cache/venv).
+# Starts LocalStack (docker compose), bootstraps raptr's buckets, table,
+# queue and S3 event notifications on it with scripts/bootstrap.sh (the same
+# bootstrap the tests and the demo run on moto), then deploys the real Lambda
+# zips with their triggers (localstack/deploy.sh). Needs a Docker engine and
+# `make setup` (for the AWS CLI in .cache/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 docker compose -f localstack/docker-compose.yml up -d
@@ -18,4 +19,5 @@ for _ in $(seq 1 60); do
 done
 curl -fsS "$AWS_ENDPOINT_URL/_localstack/health" >/dev/null
 PATH="$PWD/.cache/venv/bin:$PATH" scripts/bootstrap.sh
+localstack/deploy.sh
 echo "localstack: ready; use AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL RAPTR_S3_PATH_STYLE=true"

@@ -3,7 +3,7 @@
 # endpoint of the standard AWS environment (AWS_ENDPOINT_URL): the primary
 # bucket, the replica buckets in their regions (anonymous read of pool/,
 # dists/ and keys/ only, as apt reads them), the table (lease, journal,
-# replica generations) with its stream, the ingest queue, and the primary
+# replica generations) with its stream and TTL, the ingest queue, and the primary
 # bucket's event notifications for incoming/ and requests/ into that queue.
 #
 # Used by the test harness, the demo and localstack/ alike. Idempotent: what
@@ -66,6 +66,9 @@ if ! $aws dynamodb describe-table --table-name "$table" >/dev/null 2>&1; then
         --billing-mode PAY_PER_REQUEST \
         --stream-specification StreamEnabled=true,StreamViewType=NEW_IMAGE >/dev/null
     $aws dynamodb wait table-exists --table-name "$table"
+    # Idempotency keys of the journal expire through the attribute `ttl`.
+    $aws dynamodb update-time-to-live --table-name "$table" \
+        --time-to-live-specification Enabled=true,AttributeName=ttl >/dev/null
     say "table $table"
 fi
 

@@ -82,6 +82,10 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// How long an idempotency key of the journal is kept (the table's TTL
+/// attribute `ttl`, in seconds since the epoch): 30 days.
+pub const ID_TTL_S: u64 = 30 * 24 * 3600;
+
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -489,6 +493,9 @@ impl Journal for DynamoTable {
         let seq = get_n(&out.attributes.unwrap_or_default(), "n");
         let mut id_item = self.key(&format!("id#{id}"), "id");
         id_item.insert("seq".into(), n(seq));
+        // The table's TTL deletes idempotency keys once no redelivery of
+        // their event can arrive: SQS keeps a message 14 days at most.
+        id_item.insert("ttl".into(), n(now_ms() / 1000 + ID_TTL_S));
         let mut entry = self.key("journal", &format!("{seq:020}"));
         entry.insert("id".into(), s(id));
         entry.insert("body".into(), s(body));

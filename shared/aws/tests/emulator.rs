@@ -280,3 +280,58 @@ async fn bootstrap_buckets_and_events() {
     assert!(keys[0].contains("g%2B%2B_1.0+1"), "encoded: {}", keys[0]);
     assert_eq!(raptr_aws::decode_event_key(&keys[0]).as_deref(), Some(key));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn journal_idempotency_keys_expire_through_the_table_ttl() {
+    use raptr_store::table::Journal;
+    let emu = emulator().await;
+    let conf = emulator_config(&emu.endpoint(), REGION).await;
+    let client = dynamo_client(&conf);
+    let names = Names::default();
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&names.table)
+        .send()
+        .await
+        .expect("describe-time-to-live");
+    let spec = ttl.time_to_live_description().expect("a TTL description");
+    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(
+        spec.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+
+    let ns = "journal_ttl";
+    let journal = DynamoTable::new(client.clone(), &names.table, ns);
+    let body = r#"{"kind":"link","distribution":"stable","component":"main","pool":"pool/main/h/hello/1.0-1"}"#;
+    journal.append("incoming/a", body).await.expect("append");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let item = client
+        .get_item()
+        .table_name(&names.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{ns}#id#incoming/a")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("id".into()),
+        )
+        .send()
+        .await
+        .expect("get-item")
+        .item
+        .expect("the idempotency key");
+    let ttl: u64 = item["ttl"].as_n().expect("a number").parse().expect("u64");
+    let expected = now + raptr_aws::dynamo::ID_TTL_S;
+    assert!(
+        ttl.abs_diff(expected) < 120,
+        "ttl {ttl}, expected about {expected}"
+    );
+    // The journal entry itself carries none: it leaves when applied.
+    let entries = journal.pending(10).await.expect("pending");
+    assert_eq!(entries.len(), 1);
+}
