@@ -18,15 +18,7 @@ case "$arch" in
 esac
 
 venv=.cache/build-venv
-reqs=scripts/requirements-build.txt
-stamp="$venv/.installed-$(sha256sum "$reqs" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "build: installing cargo-lambda and zig into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
-  touch "$stamp"
-fi
+scripts/venv.sh "$venv" scripts/requirements-build.txt "cargo-lambda and zig"
 export PATH="$PWD/$venv/bin:$PATH"
 rustup target list --installed | grep -qx "$triple" || rustup target add "$triple"
 

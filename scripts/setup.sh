@@ -24,15 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-venv=.cache/venv
-reqs=scripts/requirements-emulator.txt
-stamp="$venv/.installed-$(sha256sum "$reqs" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "setup: installing the emulator and the AWS CLI into $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
-  touch "$stamp"
-fi
+scripts/venv.sh .cache/venv scripts/requirements-emulator.txt \
+  "the emulator, the AWS CLI and cfn-lint"
 
 scripts/fetch-fixtures.sh
