@@ -21,6 +21,8 @@ queue=${RAPTR_QUEUE:-raptr-ingest}
 replicas=${RAPTR_REPLICAS-raptr-replica-eu@eu-west-1 raptr-replica-us@us-west-2 raptr-replica-ap@ap-southeast-1}
 arch=${ARCH:-$(uname -m | sed 's/^aarch64$/arm64/')}
 say() { printf 'deploy: %s\n' "$*" >&2; }
+# Some services of AWS CLI v1 ignore AWS_ENDPOINT_URL: pass it explicitly.
+aws() { command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"; }
 
 zips=target/lambda/$arch
 if [ ! -s "$zips/raptr-ingest/bootstrap.zip" ] || [ ! -s "$zips/raptr-publish/bootstrap.zip" ]; then
