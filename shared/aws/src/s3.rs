@@ -392,6 +392,26 @@ impl S3Store {
     }
 }
 
+/// A failed copy names its source when the source is what was wrong.
+fn copy_err<E>(
+    from: &str,
+    to: &str,
+    e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match classify(to, e) {
+        StoreError::PreconditionFailed { .. } => StoreError::PreconditionFailed {
+            key: from.to_string(),
+        },
+        StoreError::NotFound { .. } => StoreError::NotFound {
+            key: from.to_string(),
+        },
+        other => other,
+    }
+}
+
 fn meta_of(
     key: &str,
     size: Option<i64>,
@@ -538,15 +558,41 @@ impl ObjectStore for S3Store {
             .metadata_directive(MetadataDirective::Copy)
             .send()
             .await
-            .map_err(|e| match classify(to, e) {
-                StoreError::PreconditionFailed { .. } => StoreError::PreconditionFailed {
-                    key: from.to_string(),
-                },
-                StoreError::NotFound { .. } => StoreError::NotFound {
-                    key: from.to_string(),
-                },
-                other => other,
-            })?;
+            .map_err(|e| copy_err(from, to, e))?;
+        Ok(ObjectMeta {
+            key: to.to_string(),
+            size: src.size,
+            etag: out
+                .copy_object_result
+                .and_then(|r| r.e_tag)
+                .unwrap_or_default(),
+            content_type: src.content_type,
+            cache_control: src.cache_control,
+        })
+    }
+
+    async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
+        check_key(from)?;
+        check_key(to)?;
+        let mut src = self.head(from).await?;
+        src.content_type = opts.content_type;
+        src.cache_control = opts.cache_control;
+        if opts.mode != PutMode::Overwrite || src.size > MAX_SINGLE_COPY {
+            return self.multipart_copy(from, to, &src, &opts.mode).await;
+        }
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(encode_copy_source(&self.bucket, from))
+            .copy_source_if_match(&src.etag)
+            .metadata_directive(MetadataDirective::Replace)
+            .set_content_type(src.content_type.clone())
+            .set_cache_control(src.cache_control.clone())
+            .send()
+            .await
+            .map_err(|e| copy_err(from, to, e))?;
         Ok(ObjectMeta {
             key: to.to_string(),
             size: src.size,

@@ -191,6 +191,69 @@ pub async fn copy(store: &dyn ObjectStore, prefix: &str) {
         matches!(missing, Err(StoreError::NotFound { .. })),
         "{missing:?}"
     );
+
+    // copy_as: the destination's metadata comes from the options.
+    let staged = format!("{prefix}/state/staging/Packages");
+    let published = format!("{prefix}/dists/stable/Packages");
+    let immutable = PutOptions {
+        content_type: Some("text/plain".into()),
+        cache_control: Some("public, max-age=31536000, immutable".into()),
+        ..Default::default()
+    };
+    store
+        .put(&staged, b("Package: x\n"), immutable.clone())
+        .await
+        .expect("put");
+    let short = PutOptions {
+        content_type: Some("text/plain; charset=utf-8".into()),
+        cache_control: Some("public, max-age=60".into()),
+        ..Default::default()
+    };
+    let made = store
+        .copy_as(&staged, &published, short.clone())
+        .await
+        .expect("copy_as");
+    assert_eq!(made.size, 11);
+    let (body, meta) = store.get(&published).await.expect("get");
+    assert_eq!(body, b("Package: x\n"));
+    assert_eq!(meta.cache_control.as_deref(), Some("public, max-age=60"));
+    assert_eq!(
+        meta.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    // Replacing the source later leaves the copy as it was.
+    store
+        .put(&staged, b("Package: y\n"), immutable)
+        .await
+        .expect("put");
+    let (body, _) = store.get(&published).await.expect("get");
+    assert_eq!(body, b("Package: x\n"));
+    let src = store.head(&staged).await.expect("head");
+    assert_eq!(
+        src.cache_control.as_deref(),
+        Some("public, max-age=31536000, immutable")
+    );
+    let exists = store
+        .copy_as(
+            &staged,
+            &published,
+            PutOptions {
+                mode: PutMode::CreateOnly,
+                ..short
+            },
+        )
+        .await;
+    assert!(
+        matches!(exists, Err(StoreError::AlreadyExists { .. })),
+        "create-only copy_as: {exists:?}"
+    );
+    let missing = store
+        .copy_as(&format!("{prefix}/nope"), &published, PutOptions::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 /// Delete is idempotent; list is ordered, prefix-exact and paginated.

@@ -173,6 +173,22 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         create_only: bool,
     ) -> Result<ObjectMeta>;
 
+    /// Whether this store's ETags are the content's SHA-256 (hex, quoted),
+    /// so that a writer who needs that hash can take it from the returned
+    /// metadata instead of computing it a second time.
+    fn etag_is_sha256(&self) -> bool {
+        false
+    }
+
+    /// Server-side copy whose destination takes its mode, Content-Type and
+    /// Cache-Control from `opts`, not from the source: how an index staged
+    /// once becomes both its immutable by-hash object and its short-lived
+    /// canonical one. The default streams through this process.
+    async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
+        let (body, _) = self.get_stream(from).await?;
+        self.put_stream(to, body, opts).await
+    }
+
     /// Deletes an object; deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
 

@@ -151,6 +151,15 @@ impl ObjectStore for FaultyStore {
         self.inner.copy(from, to, source_etag, create_only).await
     }
 
+    fn etag_is_sha256(&self) -> bool {
+        self.inner.etag_is_sha256()
+    }
+
+    async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
+        self.faults.write(to)?;
+        self.inner.copy_as(from, to, opts).await
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         self.faults.write(key)?;
         self.inner.delete(key).await
