@@ -9,9 +9,11 @@
 #  4. Ingest: MB/s for one 1 GiB deb (and a 64 MiB one, to show memory stays
 #     flat), bundles per second for 1,000 one-deb bundles, on a local
 #     directory and on the emulator (BENCH_INGEST_MIB, BENCH_BUNDLES).
-#  5. Publish in local mode: a full publish of 10,000 and 100,000 packages
-#     and the publish of one more, next to apt-ftparchive generate+release and
-#     reprepro includedeb on the same debs (BENCH_PUBLISH="10000 100000").
+#  5. Publish in local mode: a full publish of 10,000 and 100,000 packages,
+#     then the upload and the publish of one more, next to apt-ftparchive
+#     generate+release and reprepro includedeb on the same debs
+#     (BENCH_PUBLISH="10000 100000"), and, for reference, the time this disk
+#     takes just to write and sync the bytes of the new index files.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -96,8 +98,14 @@ for n in ${BENCH_PUBLISH:-10000 100000}; do
   echo "  -- $n packages (generating them...)"
   "$bin/examples/publish_bench" "$d" "$n" >/dev/null 2>&1
   timed "raptr publish, full" "$bin/raptr" --repo "$d/repo" publish
-  "$bin/raptr" --repo "$d/repo" upload stable/main "$d/extra-1.deb" >/dev/null
+  timed "raptr upload, one more package" "$bin/raptr" --repo "$d/repo" upload stable/main "$d/extra-1.deb"
+  upload_secs=$secs
   timed "raptr publish, one more package" "$bin/raptr" --repo "$d/repo" publish
+  awk -v a="$upload_secs" -v b="$secs" 'BEGIN { printf "  %-38s %7.2f s\n", "raptr upload + publish, one more", a + b }'
+  # For reference: what writing the new index files alone costs on this disk.
+  idx="$d/repo/dists/stable/main/binary-amd64"
+  timed "floor: dd of Packages(.gz), synced" sh -c "cat '$idx/Packages' '$idx/Packages.gz' | dd of='$bench/floor' bs=256k conv=fdatasync"
+  rm -f "$bench/floor"
 
   cat >"$d/ftp.conf" <<CONF
 Dir { ArchiveDir "$d/repo"; CacheDir "$d/ftp-cache"; };

@@ -747,3 +747,153 @@ async fn a_release_with_valid_until_is_signed_again_before_it_expires() {
         assert_ne!(date(r), date(&first), "{who}");
     }
 }
+
+/// `Packages` of one index on the primary, as published now.
+async fn packages(w: &World, path: &str) -> (String, Vec<u8>) {
+    let (raw, _) = w
+        .primary
+        .get(&format!("dists/stable/{path}"))
+        .await
+        .unwrap();
+    let (gz, _) = w
+        .primary
+        .get(&format!("dists/stable/{path}.gz"))
+        .await
+        .unwrap();
+    (String::from_utf8(raw.to_vec()).unwrap(), gz.to_vec())
+}
+
+#[tokio::test]
+async fn an_index_of_many_segments_rebuilds_only_what_changed() {
+    let w = world();
+    let publisher = || {
+        let mut p = w.publisher();
+        p.segment_target = 1000;
+        p
+    };
+    let one = |name: &str| {
+        vec![(
+            deb_name(name, "1.0-1", "amd64"),
+            deb(name, "1.0-1", "amd64", None, name),
+        )]
+    };
+    for name in [
+        "pkg-b", "pkg-d", "pkg-f", "pkg-h", "pkg-j", "pkg-l", "pkg-n", "pkg-p",
+    ] {
+        w.upload("stable", name, &one(name)).await;
+    }
+    publisher().run().await.unwrap();
+    let path = "main/binary-amd64/Packages";
+    let (before, before_gz) = packages(&w, path).await;
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let segments = &state.segments["stable"][path];
+    assert!(segments.len() >= 4, "{segments:?}");
+    assert_eq!(
+        segments.iter().map(|s| s.raw).sum::<u64>(),
+        before.len() as u64
+    );
+
+    // One package before them all, one in the middle, one unlinked.
+    for name in ["pkg-a", "pkg-i"] {
+        w.upload("stable", name, &one(name)).await;
+    }
+    w.request("drop-n", r#"{"action":"unlink","bundle":"pkg-n","version":"all","component":"main","distribution":"stable"}"#).await;
+    let s = publisher().run().await.unwrap();
+    assert_eq!(s.indices, 2, "Packages and Packages.gz of amd64 only");
+    let (after, after_gz) = packages(&w, path).await;
+
+    // apt's view: every bucket serves the new set, Packages.gz decompressing
+    // to Packages (checked by client_view).
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], path),
+            ["a", "b", "d", "f", "h", "i", "j", "l", "p"].map(|c| format!("pkg-{c} 1.0-1 amd64")),
+            "{who}"
+        );
+    }
+    // Stanzas in pool order, each once.
+    let filenames: Vec<&str> = after
+        .lines()
+        .filter_map(|l| l.strip_prefix("Filename: "))
+        .collect();
+    let mut sorted = filenames.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(filenames, sorted);
+
+    // Untouched segments are the same bytes, compressed ones included: the
+    // segment of pkg-j and pkg-l was neither re-rendered nor recompressed.
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let old_segments = segments.clone();
+    let new_segments = &state.segments["stable"][path];
+    let kept: Vec<_> = new_segments
+        .iter()
+        .filter(|s| old_segments.contains(s))
+        .collect();
+    assert!(!kept.is_empty(), "{old_segments:?} → {new_segments:?}");
+    let offsets = |segs: &[raptr_core::publish::segment::Segment],
+                   s: &raptr_core::publish::segment::Segment| {
+        let i = segs.iter().position(|x| x == s).unwrap();
+        (
+            segs[..i].iter().map(|x| x.raw).sum::<u64>() as usize,
+            segs[..i].iter().map(|x| x.gz).sum::<u64>() as usize,
+        )
+    };
+    for s in kept {
+        let (r0, g0) = offsets(&old_segments, s);
+        let (r1, g1) = offsets(new_segments, s);
+        let (r, g) = (s.raw as usize, s.gz as usize);
+        assert_eq!(before[r0..r0 + r], after[r1..r1 + r]);
+        assert_eq!(before_gz[g0..g0 + g], after_gz[g1..g1 + g]);
+        assert!(after[r1..].starts_with(&format!("Package: {}", &s.name[..5])));
+    }
+    // Several gzip members: a single-member reader stops after the first.
+    let mut first = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&after_gz[..]), &mut first)
+        .unwrap();
+    assert!(first.len() < after.len());
+    // apt's own reader (the one behind `apt-get update`) reads them all.
+    let file = w.dir.path().join("Packages.gz");
+    std::fs::write(&file, &after_gz).unwrap();
+    let out = Command::new("/usr/lib/apt/apt-helper")
+        .arg("cat-file")
+        .arg(&file)
+        .output()
+        .expect("apt-helper is installed with apt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == after.as_bytes(), "apt reads the same index");
+
+    // Rebuilt from scratch (no segments known), the index is the same.
+    let mut fresh = state.clone();
+    fresh.segments.clear();
+    fresh.dirty.insert(raptr_core::publish::state::triple(
+        "stable", "main", "amd64",
+    ));
+    let (_, etag) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    fresh
+        .save(w.primary.as_ref(), etag.as_deref())
+        .await
+        .unwrap();
+    publisher().run().await.unwrap();
+    let (again, _) = packages(&w, path).await;
+    assert_eq!(
+        again
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>(),
+        after
+            .split("\n\n")
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    );
+}

@@ -78,6 +78,9 @@ pub async fn client_view(
     };
     let listed = sha256_list(&text);
     assert!(!listed.is_empty(), "{who}: {dist}/InRelease lists nothing");
+    // Each compressed index must decompress (every gzip member of it, as
+    // zlib reads them) to its uncompressed form.
+    let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, size, sha) in listed {
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         let key = format!("dists/{dist}/{dir}/by-hash/SHA256/{sha}");
@@ -88,6 +91,7 @@ pub async fn client_view(
             (size, sha.as_str()),
             "{who}: {key}"
         );
+        bodies.insert(path.clone(), body.clone());
         if !(path.ends_with("/Packages") || path.ends_with("/Sources")) {
             continue;
         }
@@ -132,6 +136,20 @@ pub async fn client_view(
                 view.sources
                     .insert(format!("{} {}", field("Package"), field("Version")));
             }
+        }
+    }
+    for (path, body) in &bodies {
+        let Some(plain) = path.strip_suffix(".gz") else {
+            continue;
+        };
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut out)
+            .unwrap_or_else(|e| panic!("{who}: {dist}/{path}: not gzip: {e}"));
+        if let Some(expected) = bodies.get(plain) {
+            assert!(
+                &out == expected,
+                "{who}: {dist}/{path} does not decompress to {plain}"
+            );
         }
     }
     Some(view)

@@ -8,10 +8,11 @@
 //!    apply the entries to the link state and mark the indices they touch as
 //!    dirty; save the state (compare-and-swap); remove the entries from the
 //!    journal. From here the state alone says what is left to do.
-//! 2. Rebuild each dirty index from the previous generation's stanzas (kept
-//!    when the pool key is still linked: a pool key's stanza never changes)
-//!    and the manifests of newly linked files. Nothing lists the bucket or
-//!    reads a package.
+//! 2. Rebuild each dirty index from the previous generation's files: the
+//!    segments no change falls into are copied as they are, compressed form
+//!    included; the touched ones are re-rendered from their old stanzas (a
+//!    pool key's stanza never changes) and the manifests of newly linked
+//!    files ([`segment`]). Nothing lists the bucket or reads a package.
 //! 3. Write, on the primary: by-hash copies, canonical indices, `Release`,
 //!    `Release.gpg`, `InRelease` last; save the state with the new
 //!    generation.
@@ -44,10 +45,11 @@ use crate::request::Action;
 use crate::signing::{Signer, SigningError};
 
 pub mod index;
+pub mod segment;
 pub mod state;
 pub mod verify;
 
-use index::{IndexSum, ReleaseFields};
+use index::ReleaseFields;
 use state::{split_triple, triple, Generation, Identity, State};
 
 /// The lease every publisher takes.
@@ -141,6 +143,18 @@ struct Held {
     etag: Option<String>,
 }
 
+/// Where indices are staged on the primary while they are written; never
+/// copied to replicas.
+const STAGING: &str = "state/staging/";
+
+fn options(content_type: &str, cache: &str) -> PutOptions {
+    PutOptions {
+        content_type: Some(content_type.into()),
+        cache_control: Some(cache.into()),
+        ..PutOptions::default()
+    }
+}
+
 /// Writes one object; the failure names the target.
 async fn put(
     store: &dyn ObjectStore,
@@ -149,12 +163,10 @@ async fn put(
     content_type: &str,
     cache: &str,
 ) -> Result<(), StoreError> {
-    let opts = PutOptions {
-        content_type: Some(content_type.into()),
-        cache_control: Some(cache.into()),
-        ..PutOptions::default()
-    };
-    store.put(key, body, opts).await.map(|_| ())
+    store
+        .put(key, body, options(content_type, cache))
+        .await
+        .map(|_| ())
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -182,6 +194,8 @@ pub struct Publisher {
     pub replica_attempts: u32,
     /// The clock, in milliseconds (tests move it).
     pub now: fn() -> u64,
+    /// Uncompressed bytes per index segment (see [`segment`]).
+    pub segment_target: usize,
 }
 
 impl Publisher {
@@ -204,6 +218,7 @@ impl Publisher {
             lease_ttl: Duration::from_secs(300),
             replica_attempts: 3,
             now: crate::time::now_ms,
+            segment_target: segment::TARGET,
         }
     }
 
@@ -439,7 +454,9 @@ impl Publisher {
         Ok(cache.get(dir).and_then(Option::as_ref))
     }
 
-    fn mark_dirty(&self, state: &mut State, dist: &str, dir: &str, name: &str) {
+    /// Marks the indices that list `dir/name` as dirty, recording that it
+    /// was linked or unlinked.
+    fn mark_dirty(&self, state: &mut State, dist: &str, dir: &str, name: &str, linked: bool) {
         let Some(d) = self.config.primary_layout().distributions.get(dist) else {
             return;
         };
@@ -448,7 +465,13 @@ impl Publisher {
         };
         for arch in &d.architectures {
             if index::belongs(name, arch) {
-                state.dirty.insert(triple(dist, comp, arch));
+                let t = triple(dist, comp, arch);
+                state
+                    .delta
+                    .entry(t.clone())
+                    .or_default()
+                    .record((dir.to_string(), name.to_string()), linked);
+                state.dirty.insert(t);
             }
         }
     }
@@ -508,7 +531,7 @@ impl Publisher {
                         state.unreferenced.remove(&key);
                         if added {
                             next.pool.entry(dist.clone()).or_default().insert(key);
-                            self.mark_dirty(state, dist, &dir, &name);
+                            self.mark_dirty(state, dist, &dir, &name, true);
                         }
                     }
                 }
@@ -550,7 +573,7 @@ impl Publisher {
                             }
                         }
                         for name in &gone {
-                            self.mark_dirty(state, dist, &dir, name);
+                            self.mark_dirty(state, dist, &dir, name, false);
                             let key = format!("{dir}/{name}");
                             if !state.is_linked(&key) {
                                 state.unreferenced.entry(key).or_insert(now);
@@ -588,7 +611,9 @@ impl Publisher {
         let now = (self.now)();
         let state = &mut held.state;
         let mut next = state.next.take().unwrap_or_else(|| state.history_next());
-        let mut bodies: BTreeMap<(String, String), Bytes> = BTreeMap::new();
+        // (distribution, index path, staging key) of each index file written.
+        let mut written: Vec<(String, String, String)> = Vec::new();
+        let mut staged: Vec<String> = Vec::new();
         let mut dists: BTreeSet<String> = next.pool.keys().cloned().collect();
         for t in std::mem::take(&mut state.dirty) {
             let Some((dist, comp, arch)) = split_triple(&t) else {
@@ -607,69 +632,61 @@ impl Publisher {
                 index::index_dir(comp, arch),
                 index::index_name(arch)
             );
-            let canonical = format!("dists/{dist}/{path}");
-            let old_text = match self.store.get(&canonical).await {
-                Ok((b, _)) => String::from_utf8(b.to_vec()).unwrap_or_default(),
-                Err(StoreError::NotFound { .. }) => String::new(),
-                Err(e) => return Err(e.into()),
-            };
-            let mut old = index::parse_stanzas(&old_text, arch);
-            let prefix = format!("pool/{comp}/");
-            let mut text = String::with_capacity(old_text.len() + 4096);
-            let mut add = |stanza: &str| {
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                text.push_str(stanza);
-                if !stanza.ends_with('\n') {
-                    text.push('\n');
-                }
-            };
-            let desired: Vec<(&String, &String)> = state
-                .links
-                .get(dist)
-                .into_iter()
-                .flat_map(|links| links.range(prefix.clone()..))
-                .take_while(|(dir, _)| dir.starts_with(&prefix))
-                .flat_map(|(dir, names)| {
-                    names
-                        .iter()
-                        .filter(|n| index::belongs(n, arch))
-                        .map(move |n| (dir, n))
-                })
-                .collect();
-            // A window at a time: the manifests of its new keys are read
-            // concurrently, then its stanzas appended in order. Memory holds
-            // one window's manifests, whatever the index's size.
-            for window in desired.chunks(512) {
-                let need: BTreeSet<String> = window
-                    .iter()
-                    .filter(|(d, n)| !old.contains_key(&format!("{d}/{n}")))
-                    .map(|(d, _)| (*d).clone())
-                    .collect();
-                let loaded = load_manifests(&self.store, need).await?;
-                for (dir, name) in window {
-                    let key = format!("{dir}/{name}");
-                    if let Some(range) = old.remove(&key) {
-                        add(&old_text[range]);
-                        continue;
-                    }
-                    let m = loaded.get(*dir).ok_or_else(|| {
-                        PublishError::Refused(format!(
-                            "{key} is linked in {dist} but {dir}/manifest.json is gone"
-                        ))
-                    })?;
-                    add(&index::render_stanza(dir, name, m).map_err(PublishError::Refused)?);
-                }
+            let gz_path = format!("{path}.gz");
+            let delta = state.delta.remove(&t).unwrap_or_default();
+            let previous = self.previous(state, dist, &path).await?;
+            if previous.is_some() && delta.is_empty() {
+                // Nothing in it changed (a Release signed again).
+                continue;
             }
-            drop(old);
-            drop(old_text);
-            let gz = index::gzip(text.as_bytes());
-            for (p, body) in [
-                (path.clone(), text.into_bytes()),
-                (format!("{path}.gz"), gz),
-            ] {
-                let sum = IndexSum::of(&body);
+            let staging = (
+                format!("{STAGING}{dist}/{path}"),
+                format!("{STAGING}{dist}/{gz_path}"),
+            );
+            let keys = (staging.0.as_str(), staging.1.as_str());
+            let built = match &previous {
+                Some((raw_key, gz_key, segments)) => {
+                    let prev = segment::Previous {
+                        raw_key,
+                        gz_key,
+                        segments,
+                    };
+                    segment::incremental(
+                        &self.store,
+                        self.segment_target,
+                        keys,
+                        dist,
+                        arch,
+                        prev,
+                        &delta,
+                    )
+                    .await?
+                }
+                None => {
+                    let prefix = format!("pool/{comp}/");
+                    let desired: Vec<(&String, &String)> = state
+                        .links
+                        .get(dist)
+                        .into_iter()
+                        .flat_map(|links| links.range(prefix.clone()..))
+                        .take_while(|(dir, _)| dir.starts_with(&prefix))
+                        .flat_map(|(dir, names)| {
+                            names
+                                .iter()
+                                .filter(|n| index::belongs(n, arch))
+                                .map(move |n| (dir, n))
+                        })
+                        .collect();
+                    segment::full(&self.store, self.segment_target, keys, dist, &desired).await?
+                }
+            };
+            state
+                .segments
+                .entry(dist.to_string())
+                .or_default()
+                .insert(path.clone(), built.segments);
+            staged.extend([staging.0.clone(), staging.1.clone()]);
+            for (p, sum, from) in [(path, built.raw, staging.0), (gz_path, built.gz, staging.1)] {
                 let sums = state.indices.entry(dist.to_string()).or_default();
                 if let Some(prev) = sums.get(&p) {
                     if prev == &sum {
@@ -683,36 +700,27 @@ impl Publisher {
                     .entry(dist.to_string())
                     .or_default()
                     .insert(p.clone());
-                bodies.insert((dist.to_string(), p), Bytes::from(body));
+                written.push((dist.to_string(), p, from));
             }
         }
+        state.delta.clear();
         // By-hash copies first, then the canonical paths.
-        for ((dist, p), body) in &bodies {
+        for (dist, p, from) in &written {
             let sha = &state.indices[dist][p].sha256;
             let key = format!("dists/{dist}/{}", index::by_hash_path(p, sha));
             state.superseded.remove(&key);
-            put(
-                self.store.as_ref(),
-                &key,
-                body.clone(),
-                content_type(p),
-                CACHE_IMMUTABLE,
-            )
-            .await?;
+            self.store
+                .copy_as(from, &key, options(content_type(p), CACHE_IMMUTABLE))
+                .await?;
         }
-        for ((dist, p), body) in &bodies {
+        for (dist, p, from) in &written {
             let key = format!("dists/{dist}/{p}");
-            put(
-                self.store.as_ref(),
-                &key,
-                body.clone(),
-                content_type(p),
-                CACHE_MUTABLE,
-            )
-            .await?;
+            self.store
+                .copy_as(from, &key, options(content_type(p), CACHE_MUTABLE))
+                .await?;
         }
-        summary.indices += bodies.len();
-        drop(bodies);
+        self.store.delete_many(&staged).await?;
+        summary.indices += written.len();
         self.write_keys(self.store.as_ref()).await?;
         for dist in &dists {
             let Some(identity) = self.identity_of(dist) else {
@@ -733,6 +741,50 @@ impl Publisher {
         }
         state.applied.clear();
         self.save(held).await
+    }
+
+    /// The previous generation of an index (`path`, uncompressed), when
+    /// the state knows its segments and both its by-hash files are in
+    /// place: their keys and the segments. Otherwise the index is built
+    /// from scratch.
+    async fn previous(
+        &self,
+        state: &State,
+        dist: &str,
+        path: &str,
+    ) -> Result<Option<(String, String, Vec<segment::Segment>)>> {
+        let sums = state.indices.get(dist);
+        let gz_path = format!("{path}.gz");
+        let (Some(raw), Some(gz), Some(segments)) = (
+            sums.and_then(|s| s.get(path)),
+            sums.and_then(|s| s.get(&gz_path)),
+            state.segments.get(dist).and_then(|m| m.get(path)),
+        ) else {
+            return Ok(None);
+        };
+        let raw_total: u64 = segments.iter().map(|s| s.raw).sum();
+        let gz_total: u64 = segments.iter().map(|s| s.gz).sum();
+        if raw_total != raw.size || (!segments.is_empty() && gz_total != gz.size) {
+            tracing::warn!(
+                dist,
+                path,
+                "segments do not add up to the index; rebuilding it"
+            );
+            return Ok(None);
+        }
+        let raw_key = format!("dists/{dist}/{}", index::by_hash_path(path, &raw.sha256));
+        let gz_key = format!("dists/{dist}/{}", index::by_hash_path(&gz_path, &gz.sha256));
+        for (key, size) in [(&raw_key, raw.size), (&gz_key, gz.size)] {
+            match self.store.head(key).await {
+                Ok(m) if m.size == size => {}
+                Ok(_) | Err(StoreError::NotFound { .. }) => {
+                    tracing::warn!(key, "previous index missing or damaged; rebuilding it");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some((raw_key, gz_key, segments.clone())))
     }
 
     /// Renders, signs and writes a distribution's Release, Release.gpg and
@@ -931,27 +983,26 @@ impl Publisher {
             pool.into_iter().collect(),
         )
         .await?;
-        let mut fetched: Vec<(String, String, Bytes)> = Vec::new();
+        // Indices stream from the primary's by-hash objects; the canonical
+        // paths are then copied within the replica.
+        let mut canonical: Vec<(String, String, &String)> = Vec::new();
         for (dist, ps) in &paths {
             for p in ps {
                 let Some(sum) = state.indices[*dist].get(p) else {
                     continue;
                 };
                 let hashed = format!("dists/{dist}/{}", index::by_hash_path(p, &sum.sha256));
-                let (body, _) = self.store.get(&hashed).await?;
-                put(
-                    target,
-                    &hashed,
-                    body.clone(),
-                    content_type(p),
-                    CACHE_IMMUTABLE,
-                )
-                .await?;
-                fetched.push((format!("dists/{dist}/{p}"), p.clone(), body));
+                let (body, _) = self.store.get_stream(&hashed).await?;
+                target
+                    .put_stream(&hashed, body, options(content_type(p), CACHE_IMMUTABLE))
+                    .await?;
+                canonical.push((format!("dists/{dist}/{p}"), hashed, p));
             }
         }
-        for (key, p, body) in fetched {
-            put(target, &key, body, content_type(&p), CACHE_MUTABLE).await?;
+        for (key, hashed, p) in canonical {
+            target
+                .copy_as(&hashed, &key, options(content_type(p), CACHE_MUTABLE))
+                .await?;
         }
         self.write_keys(target).await?;
         for dist in paths.keys() {
@@ -1234,37 +1285,4 @@ async fn copy_one(
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-/// Reads manifests, sixteen at a time; a bundle version without one is
-/// left out of the answer.
-async fn load_manifests(
-    store: &Arc<dyn ObjectStore>,
-    dirs: BTreeSet<String>,
-) -> Result<HashMap<String, Manifest>> {
-    let mut out = HashMap::with_capacity(dirs.len());
-    let mut set = tokio::task::JoinSet::new();
-    let mut dirs = dirs.into_iter();
-    loop {
-        while set.len() < 16 {
-            let Some(dir) = dirs.next() else { break };
-            let store = store.clone();
-            set.spawn(async move {
-                let m = manifest::load(store.as_ref(), &dir).await;
-                (dir, m)
-            });
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let (dir, m) = joined.map_err(|e| {
-            PublishError::Refused(format!(
-                "reading manifests for an index: a task failed: {e}"
-            ))
-        })?;
-        if let Some((m, _)) = m? {
-            out.insert(dir, m);
-        }
-    }
-    Ok(out)
 }

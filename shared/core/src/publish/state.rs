@@ -10,6 +10,7 @@ use raptr_store::{ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::index::IndexSum;
+use super::segment::{Delta, Segment};
 
 /// Where the state lives. Replicas never receive it.
 pub const STATE_KEY: &str = "state/publish.json";
@@ -48,6 +49,14 @@ pub struct State {
     /// milliseconds: with Valid-Until, it is signed again before it expires.
     #[serde(default)]
     pub released: BTreeMap<String, u64>,
+    /// distribution → index path (`Packages`/`Sources`) → its segments,
+    /// which its `.gz` shares (see [`super::segment`]).
+    #[serde(default)]
+    pub segments: BTreeMap<String, BTreeMap<String, Vec<Segment>>>,
+    /// Per dirty triple, the pool keys linked and unlinked since its index
+    /// was last written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delta: BTreeMap<String, Delta>,
     /// The generation being built, once its journal entries are applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Generation>,
