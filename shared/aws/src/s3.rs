@@ -329,6 +329,43 @@ impl S3Store {
         Ok(out.e_tag.unwrap_or_default())
     }
 
+    /// One CopyObject of `src`, its ETag the precondition. With `replace`
+    /// the destination takes Content-Type and Cache-Control from `src`
+    /// (which the caller may have changed), else the source's are copied.
+    async fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        src: ObjectMeta,
+        replace: bool,
+    ) -> Result<ObjectMeta> {
+        let req = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(encode_copy_source(&self.bucket, from))
+            .copy_source_if_match(&src.etag);
+        let req = if replace {
+            req.metadata_directive(MetadataDirective::Replace)
+                .set_content_type(src.content_type.clone())
+                .set_cache_control(src.cache_control.clone())
+        } else {
+            req.metadata_directive(MetadataDirective::Copy)
+        };
+        let out = req.send().await.map_err(|e| copy_err(from, to, e))?;
+        Ok(ObjectMeta {
+            key: to.to_string(),
+            size: src.size,
+            etag: out
+                .copy_object_result
+                .and_then(|r| r.e_tag)
+                .unwrap_or_default(),
+            content_type: src.content_type,
+            cache_control: src.cache_control,
+        })
+    }
+
     async fn multipart_copy(
         &self,
         from: &str,
@@ -548,27 +585,7 @@ impl ObjectStore for S3Store {
             };
             return self.multipart_copy(from, to, &src, &mode).await;
         }
-        let out = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(encode_copy_source(&self.bucket, from))
-            .copy_source_if_match(&src.etag)
-            .metadata_directive(MetadataDirective::Copy)
-            .send()
-            .await
-            .map_err(|e| copy_err(from, to, e))?;
-        Ok(ObjectMeta {
-            key: to.to_string(),
-            size: src.size,
-            etag: out
-                .copy_object_result
-                .and_then(|r| r.e_tag)
-                .unwrap_or_default(),
-            content_type: src.content_type,
-            cache_control: src.cache_control,
-        })
+        self.copy_object(from, to, src, false).await
     }
 
     async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
@@ -580,29 +597,7 @@ impl ObjectStore for S3Store {
         if opts.mode != PutMode::Overwrite || src.size > MAX_SINGLE_COPY {
             return self.multipart_copy(from, to, &src, &opts.mode).await;
         }
-        let out = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(encode_copy_source(&self.bucket, from))
-            .copy_source_if_match(&src.etag)
-            .metadata_directive(MetadataDirective::Replace)
-            .set_content_type(src.content_type.clone())
-            .set_cache_control(src.cache_control.clone())
-            .send()
-            .await
-            .map_err(|e| copy_err(from, to, e))?;
-        Ok(ObjectMeta {
-            key: to.to_string(),
-            size: src.size,
-            etag: out
-                .copy_object_result
-                .and_then(|r| r.e_tag)
-                .unwrap_or_default(),
-            content_type: src.content_type,
-            cache_control: src.cache_control,
-        })
+        self.copy_object(from, to, src, true).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -253,6 +253,41 @@ impl Inner {
         Ok(meta)
     }
 
+    /// Stages a copy of `from` under its lock (checking its ETag against
+    /// `want`), then commits it as `to` with the options `opts` makes of the
+    /// source's metadata. With `link` the copy is a hard link: objects are
+    /// replaced by rename, never written in place by raptr, so a second name
+    /// for the same file costs nothing and stays as it was.
+    fn copy_object(
+        &self,
+        from: &str,
+        to: &str,
+        want: Option<&str>,
+        link: bool,
+        opts: impl FnOnce(&ObjectMeta) -> PutOptions,
+    ) -> Result<ObjectMeta> {
+        let staged = self.staging();
+        let src = {
+            let _lock = self.lock(from, false)?;
+            let meta = self.meta(from)?;
+            if want.is_some_and(|w| w != meta.etag) {
+                return Err(StoreError::PreconditionFailed {
+                    key: from.to_string(),
+                });
+            }
+            if !(link && fs::hard_link(self.path(from), &staged).is_ok()) {
+                fs::copy(self.path(from), &staged).map_err(|e| io_err(from, e))?;
+            }
+            meta
+        };
+        let opts = opts(&src);
+        let result = self.commit(to, &staged, src.etag, src.size, &opts);
+        if result.is_err() {
+            let _ = fs::remove_file(&staged);
+        }
+        result
+    }
+
     fn stage_bytes(&self, key: &str, body: &[u8]) -> Result<PathBuf> {
         let path = self.staging();
         let mut f = File::create(&path).map_err(|e| io_err(key, e))?;
@@ -416,30 +451,17 @@ impl ObjectStore for FsStore {
         let want = source_etag.map(str::to_string);
         let key = to.clone();
         self.blocking(&key, move |s| {
-            let staged = s.staging();
-            let src_meta = {
-                let _lock = s.lock(&from, false)?;
-                let meta = s.meta(&from)?;
-                if want.as_ref().is_some_and(|w| w != &meta.etag) {
-                    return Err(StoreError::PreconditionFailed { key: from.clone() });
-                }
-                fs::copy(s.path(&from), &staged).map_err(|e| io_err(&from, e))?;
-                meta
-            };
-            let opts = PutOptions {
+            // A real copy: the source may be a file a user drops into the
+            // directory by hand, and could later overwrite in place.
+            s.copy_object(&from, &to, want.as_deref(), false, |src| PutOptions {
                 mode: if create_only {
                     PutMode::CreateOnly
                 } else {
                     PutMode::Overwrite
                 },
-                content_type: src_meta.content_type.clone(),
-                cache_control: src_meta.cache_control.clone(),
-            };
-            let result = s.commit(&to, &staged, src_meta.etag, src_meta.size, &opts);
-            if result.is_err() {
-                let _ = fs::remove_file(&staged);
-            }
-            result
+                content_type: src.content_type.clone(),
+                cache_control: src.cache_control.clone(),
+            })
         })
         .await
     }
@@ -454,22 +476,7 @@ impl ObjectStore for FsStore {
         let (from, to) = (from.to_string(), to.to_string());
         let key = to.clone();
         self.blocking(&key, move |s| {
-            let staged = s.staging();
-            let src_meta = {
-                let _lock = s.lock(&from, false)?;
-                let meta = s.meta(&from)?;
-                // Objects are replaced by rename, never written in place, so
-                // a second name for the same file is a copy that costs nothing.
-                if fs::hard_link(s.path(&from), &staged).is_err() {
-                    fs::copy(s.path(&from), &staged).map_err(|e| io_err(&from, e))?;
-                }
-                meta
-            };
-            let result = s.commit(&to, &staged, src_meta.etag, src_meta.size, &opts);
-            if result.is_err() {
-                let _ = fs::remove_file(&staged);
-            }
-            result
+            s.copy_object(&from, &to, None, true, |_| opts)
         })
         .await
     }
