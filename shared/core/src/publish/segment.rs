@@ -373,7 +373,18 @@ struct Upload {
     /// `None` when the store's ETag is the SHA-256 already.
     hasher: Option<Sha256>,
     size: u64,
-    task: JoinHandle<Result<ObjectMeta, StoreError>>,
+    /// The upload, until its outcome is taken.
+    task: Option<JoinHandle<Result<ObjectMeta, StoreError>>>,
+}
+
+impl Drop for Upload {
+    /// An upload given up on (the rebuild failed) stops there, rather than
+    /// storing what it had received.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Upload {
@@ -390,7 +401,7 @@ impl Upload {
             pipe: Some(pipe),
             hasher: (!store_hashes).then(Sha256::new),
             size: 0,
-            task,
+            task: Some(task),
         }
     }
 
@@ -411,9 +422,12 @@ impl Upload {
     }
 
     async fn failed(&mut self, what: &str) -> PublishError {
-        match (&mut self.task).await {
-            Ok(Err(e)) => e.into(),
-            _ => PublishError::Refused(format!("staging {}: {what}", self.key)),
+        match self.task.take() {
+            Some(task) => match task.await {
+                Ok(Err(e)) => e.into(),
+                _ => PublishError::Refused(format!("staging {}: {what}", self.key)),
+            },
+            None => PublishError::Refused(format!("staging {}: {what}", self.key)),
         }
     }
 
@@ -423,7 +437,10 @@ impl Upload {
                 return Err(self.failed(&e.to_string()).await);
             }
         }
-        let meta = (&mut self.task)
+        let task = self.task.take().ok_or_else(|| {
+            PublishError::Refused(format!("staging {}: finished after it failed", self.key))
+        })?;
+        let meta = task
             .await
             .map_err(|e| PublishError::Refused(format!("staging {}: {e}", self.key)))??;
         if meta.size != self.size {
@@ -529,7 +546,7 @@ impl OldFile {
 
 /// Reads manifests, sixteen at a time; a bundle version without one is
 /// left out of the answer.
-pub async fn load_manifests(
+async fn load_manifests(
     store: &Arc<dyn ObjectStore>,
     dirs: BTreeSet<String>,
 ) -> Result<HashMap<String, Manifest>> {
