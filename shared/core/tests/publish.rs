@@ -897,3 +897,38 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn an_architecture_that_leaves_the_layout_and_returns_is_rebuilt_whole() {
+    let mut w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let full = w.config.clone();
+    for d in w
+        .config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .values_mut()
+    {
+        d.architectures.retain(|a| a != "arm64");
+    }
+    // Linked while arm64 is out of the layout: no change is recorded for it.
+    w.upload("stable", "b2", &bundle("bar", "1.0-1")).await;
+    w.publish().await;
+    w.config = full;
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-arm64/Packages"),
+            [
+                "bar 1.0-1 arm64",
+                "bar-common 1.0-1 all",
+                "foo 1.0-1 arm64",
+                "foo-common 1.0-1 all"
+            ],
+            "{who}"
+        );
+    }
+}

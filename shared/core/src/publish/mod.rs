@@ -395,7 +395,10 @@ impl Publisher {
         summary: &mut Summary,
     ) -> Result<bool> {
         let state = &mut held.state;
-        // Distributions (and indices) the layout has that are not published yet.
+        // Indices the layout has that are not published yet, or whose
+        // segments are unknown (an older state, or an architecture that left
+        // the layout and came back): they are built whole.
+        let mut in_layout: BTreeSet<(String, String)> = BTreeSet::new();
         for (dist, d) in &self.config.primary_layout().distributions {
             for comp in &d.components {
                 for arch in &d.architectures {
@@ -404,15 +407,25 @@ impl Publisher {
                         index::index_dir(comp, arch),
                         index::index_name(arch)
                     );
-                    if !state
+                    let published = state
                         .indices
                         .get(dist)
-                        .is_some_and(|i| i.contains_key(&path))
-                    {
+                        .is_some_and(|i| i.contains_key(&path));
+                    let segmented = state
+                        .segments
+                        .get(dist)
+                        .is_some_and(|i| i.contains_key(&path));
+                    if !published || !segmented {
                         state.dirty.insert(triple(dist, comp, arch));
                     }
+                    in_layout.insert((dist.clone(), path));
                 }
             }
+        }
+        // An index outside the layout records no changes, so its segments
+        // would go stale: forget them.
+        for (dist, paths) in state.segments.iter_mut() {
+            paths.retain(|path, _| in_layout.contains(&(dist.clone(), path.clone())));
         }
         let mut manifests: HashMap<String, Option<Manifest>> = HashMap::new();
         let mut next = state.history_next();
