@@ -74,6 +74,13 @@ async fn streaming_single_put() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compose_multipart() {
+    // 12 MiB of base ranges and new bytes, streamed in 5 MiB parts.
+    let s = store().await;
+    suite::compose(s.as_ref(), "compose_multipart", 12 << 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copy_large_multipart() {
     let s = store().await;
     suite::copy_large(s.as_ref(), "copy_large_multipart", 12 << 20).await;

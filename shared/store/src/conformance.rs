@@ -561,3 +561,135 @@ pub async fn copy_large(store: &dyn ObjectStore, prefix: &str, size: usize) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// A composed object has the base ranges and new bytes in order, its
+/// SHA-256 and the options asked for; one whose writer stops early, or that
+/// names bytes its base lacks, stores nothing. Pass a `size` above the
+/// adapter's multipart threshold to cover it.
+pub async fn compose(store: &dyn ObjectStore, prefix: &str, size: usize) {
+    use crate::compose::{Composer, Part};
+
+    let base_key = format!("{prefix}/compose/base");
+    let base = pattern(size, 5);
+    store
+        .put(&base_key, Bytes::from(base.clone()), PutOptions::default())
+        .await
+        .expect("put base");
+    let parts = vec![
+        Part::Bytes(b("first ")),
+        Part::Base {
+            start: 10,
+            len: 1000,
+        },
+        Part::Bytes(b("between")),
+        Part::Base {
+            start: 5000,
+            len: (size - 5000) as u64,
+        },
+        Part::Bytes(b(" last")),
+    ];
+    let mut want = Vec::new();
+    for p in &parts {
+        match p {
+            Part::Bytes(x) => want.extend_from_slice(x),
+            Part::Base { start, len } => {
+                want.extend_from_slice(&base[*start as usize..(*start + *len) as usize])
+            }
+            Part::End => {}
+        }
+    }
+    let send = |parts: Vec<Part>, finish: bool| {
+        let (mut c, rx) = Composer::new();
+        let feed = async move {
+            for p in parts {
+                let sent = match p {
+                    Part::Bytes(x) => c.bytes(x).await,
+                    Part::Base { start, len } => c.base(start, len).await,
+                    Part::End => Ok(()),
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+            if finish {
+                let _ = c.finish().await;
+            }
+        };
+        (feed, rx)
+    };
+    let key = format!("{prefix}/compose/dists/Packages");
+    let opts = PutOptions {
+        content_type: Some("text/plain".into()),
+        cache_control: Some("max-age=60".into()),
+        ..PutOptions::create_only()
+    };
+    let (feed, rx) = send(parts.clone(), true);
+    let (_, made) = tokio::join!(
+        feed,
+        store.put_composed(&key, Some(&base_key), rx, opts.clone())
+    );
+    let made = made.expect("composed put");
+    let (body, meta) = store.get(&key).await.expect("get composed");
+    assert!(body == want, "the composed object has its parts in order");
+    assert_eq!(made.meta, meta, "put_composed returns the stored metadata");
+    assert_eq!(meta.size, want.len() as u64);
+    assert_eq!(
+        made.sha256,
+        raptr_formats::hash::hex(&Sha256::digest(&want)),
+        "put_composed returns the content's SHA-256"
+    );
+    assert_eq!(meta.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(meta.cache_control.as_deref(), Some("max-age=60"));
+
+    let (feed, rx) = send(parts.clone(), true);
+    let (_, again) = tokio::join!(feed, store.put_composed(&key, Some(&base_key), rx, opts));
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "a create-only composition over an object fails: {again:?}"
+    );
+
+    let fresh = format!("{prefix}/compose/fresh");
+    let (feed, rx) = send(vec![Part::Bytes(b("only new bytes"))], true);
+    let (_, made) = tokio::join!(
+        feed,
+        store.put_composed(&fresh, None, rx, PutOptions::default())
+    );
+    assert_eq!(made.expect("composed without base").meta.size, 14);
+    assert_eq!(store.get(&fresh).await.expect("get").0, b("only new bytes"));
+
+    let failures = [
+        ("abandoned", parts.clone(), false),
+        (
+            "short",
+            vec![Part::Base {
+                start: size as u64 - 10,
+                len: 100,
+            }],
+            true,
+        ),
+        (
+            "backwards",
+            vec![
+                Part::Base {
+                    start: 500,
+                    len: 10,
+                },
+                Part::Base { start: 0, len: 10 },
+            ],
+            true,
+        ),
+    ];
+    for (name, parts, finish) in failures {
+        let k = format!("{prefix}/compose/{name}");
+        let (feed, rx) = send(parts, finish);
+        let (_, r) = tokio::join!(
+            feed,
+            store.put_composed(&k, Some(&base_key), rx, PutOptions::default())
+        );
+        assert!(r.is_err(), "{name}: the composition fails: {r:?}");
+        assert!(
+            matches!(store.head(&k).await, Err(StoreError::NotFound { .. })),
+            "{name}: a failed composition stores nothing"
+        );
+    }
+}

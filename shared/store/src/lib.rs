@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub mod compose;
 pub mod conformance;
 pub mod fs;
 pub mod table;
@@ -173,13 +174,6 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         create_only: bool,
     ) -> Result<ObjectMeta>;
 
-    /// Whether this store's ETags are the content's SHA-256 (hex, quoted),
-    /// so that a writer who needs that hash can take it from the returned
-    /// metadata instead of computing it a second time.
-    fn etag_is_sha256(&self) -> bool {
-        false
-    }
-
     /// Server-side copy whose destination takes its mode, Content-Type and
     /// Cache-Control from `opts`, not from the source: how an index staged
     /// once becomes both its immutable by-hash object and its short-lived
@@ -187,6 +181,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
         let (body, _) = self.get_stream(from).await?;
         self.put_stream(to, body, opts).await
+    }
+
+    /// Stores an object made of ranges of `base` and new bytes, in the order
+    /// the writer's [`compose::Composer`] sends them, and returns it with its
+    /// SHA-256. Nothing is stored unless the writer finishes. Modes as for
+    /// [`put`]. The default streams the base through this process; a store
+    /// that can copy ranges more cheaply overrides it.
+    ///
+    /// [`put`]: ObjectStore::put
+    async fn put_composed(
+        &self,
+        key: &str,
+        base: Option<&str>,
+        parts: compose::Parts,
+        opts: PutOptions,
+    ) -> Result<compose::Composed> {
+        compose::through_stream(self, key, base, parts, opts).await
     }
 
     /// Deletes an object; deleting a missing key is not an error.

@@ -76,6 +76,12 @@ async fn streaming() {
     suite::streaming(s.as_ref(), "t", 12 << 20).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compose() {
+    let (_d, s) = store();
+    suite::compose(s.as_ref(), "t", 3 << 20).await;
+}
+
 mod table {
     use std::process::Command;
     use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! An object store that fails on purpose: every write (put, streamed put,
-//! copy, delete) counts against a budget shared by all the stores that hold
+//! An object store that fails on purpose: every write (put, streamed or
+//! composed put, copy, delete) counts against a budget shared by all the stores that hold
 //! the same [`Faults`], so a test can stop a publisher after its n-th write
 //! anywhere, or make a replica refuse its first writes.
 
@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use raptr_store::compose::{Composed, Parts};
 use raptr_store::{ByteReader, ListPage, ObjectMeta, ObjectStore, PutOptions, Result, StoreError};
 
 /// The shared budget of writes.
@@ -151,13 +152,20 @@ impl ObjectStore for FaultyStore {
         self.inner.copy(from, to, source_etag, create_only).await
     }
 
-    fn etag_is_sha256(&self) -> bool {
-        self.inner.etag_is_sha256()
-    }
-
     async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
         self.faults.write(to)?;
         self.inner.copy_as(from, to, opts).await
+    }
+
+    async fn put_composed(
+        &self,
+        key: &str,
+        base: Option<&str>,
+        parts: Parts,
+        opts: PutOptions,
+    ) -> Result<Composed> {
+        self.faults.write(key)?;
+        self.inner.put_composed(key, base, parts, opts).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

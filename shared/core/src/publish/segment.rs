@@ -9,20 +9,21 @@
 //! first key and sizes, so the previous generation's by-hash files hold
 //! every segment's bytes at offsets the state can compute.
 //!
-//! A rebuild then copies the segments no change falls into, byte for byte
+//! A rebuild then keeps the segments no change falls into, byte for byte
 //! (compressed ones included), and renders and compresses only the segments
-//! a change touches. Both files stream from the previous ones to a staging
-//! object, hashed on the way; memory holds one segment, not the index.
+//! a change touches. Each file is composed by the store
+//! ([`ObjectStore::put_composed`]) from ranges of the previous one and the
+//! new segments, into a staging object: the local store copies the ranges
+//! itself, S3's adapter streams them through; either hashes the result.
+//! Memory holds a few segments, not the index.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use raptr_formats::hash::hex;
-use raptr_store::{ByteReader, ObjectMeta, ObjectStore, PutOptions, StoreError};
+use raptr_store::compose::{Closed, Composed, Composer};
+use raptr_store::{ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
 
 use super::index::{self, IndexSum};
@@ -104,7 +105,7 @@ pub async fn full(
     dist: &str,
     keys: &[(&String, &String)],
 ) -> Result<Built> {
-    let mut sink = Sink::open(store, staging);
+    let mut sink = Sink::open(store, staging, None);
     let mut builder = Builder::new(target);
     // A window at a time: its manifests are read concurrently, then its
     // stanzas appended in order. Memory holds one window's manifests.
@@ -152,9 +153,7 @@ pub async fn incremental(
     let dirs: BTreeSet<String> = delta.added.iter().map(|(d, _)| d.clone()).collect();
     let manifests = load_manifests(store, dirs).await?;
 
-    let mut sink = Sink::open(store, staging);
-    let mut old_raw = OldFile::open(store, previous.raw_key).await?;
-    let mut old_gz = OldFile::open(store, previous.gz_key).await?;
+    let mut sink = Sink::open(store, staging, Some(&previous));
     let (mut raw_at, mut gz_at) = (0u64, 0u64);
     let mut run = Run::default();
     let empty: (Vec<&Key>, BTreeSet<&Key>) = Default::default();
@@ -171,10 +170,10 @@ pub async fn incremental(
                 sink.segments.push(seg.clone());
             }
             (seg, changes) => {
-                run.copy(&mut old_raw, &mut old_gz, &mut sink).await?;
+                run.keep(&mut sink).await?;
                 let (added, removed) = changes.unwrap_or(&empty);
                 let text = match seg {
-                    Some(seg) => old_raw.read(raw_at, seg.raw).await?,
+                    Some(seg) => read_segment(store, previous.raw_key, raw_at, seg.raw).await?,
                     None => String::new(),
                 };
                 let mut stanzas: Vec<(Key, std::borrow::Cow<'_, str>)> =
@@ -225,7 +224,7 @@ pub async fn incremental(
             (run.raw_at, run.gz_at) = (raw_at, gz_at);
         }
     }
-    run.copy(&mut old_raw, &mut old_gz, &mut sink).await?;
+    run.keep(&mut sink).await?;
     sink.finish().await
 }
 
@@ -240,11 +239,11 @@ struct Run {
 }
 
 impl Run {
-    /// Copies the run (if any) to the sink and starts an empty one.
-    async fn copy(&mut self, raw: &mut OldFile, gz: &mut OldFile, sink: &mut Sink) -> Result<()> {
+    /// Keeps the run (if any) in both files and starts an empty one.
+    async fn keep(&mut self, sink: &mut Sink) -> Result<()> {
         if self.raw > 0 || self.gz > 0 {
-            raw.copy(self.raw_at, self.raw, &mut sink.raw).await?;
-            gz.copy(self.gz_at, self.gz, &mut sink.gz).await?;
+            sink.raw.keep(self.raw_at, self.raw).await?;
+            sink.gz.keep(self.gz_at, self.gz).await?;
         }
         self.raw = 0;
         self.gz = 0;
@@ -338,17 +337,22 @@ struct Sink {
 }
 
 impl Sink {
-    fn open(store: &Arc<dyn ObjectStore>, (raw, gz): (&str, &str)) -> Sink {
+    /// Both uploads, composed from the previous files if given.
+    fn open(
+        store: &Arc<dyn ObjectStore>,
+        (raw, gz): (&str, &str),
+        previous: Option<&Previous<'_>>,
+    ) -> Sink {
         Sink {
-            raw: Upload::open(store, raw),
-            gz: Upload::open(store, gz),
+            raw: Upload::open(store, raw, previous.map(|p| p.raw_key)),
+            gz: Upload::open(store, gz, previous.map(|p| p.gz_key)),
             segments: Vec::new(),
         }
     }
 
     async fn segment(&mut self, done: Done) -> Result<()> {
-        self.raw.write(&done.raw).await?;
-        self.gz.write(&done.gz).await?;
+        self.raw.write(done.raw).await?;
+        self.gz.write(done.gz).await?;
         self.segments.push(done.segment);
         Ok(())
     }
@@ -356,7 +360,7 @@ impl Sink {
     async fn finish(mut self) -> Result<Built> {
         if self.segments.is_empty() {
             // An empty index still needs a valid gzip file.
-            self.gz.write(&index::gzip(b"")).await?;
+            self.gz.write(Bytes::from(index::gzip(b""))).await?;
         }
         Ok(Built {
             segments: self.segments,
@@ -366,15 +370,15 @@ impl Sink {
     }
 }
 
-/// A streamed upload, hashed as it is written.
+/// An index file on its way to its staging object: kept byte ranges of the
+/// previous file and new bytes, composed by the store
+/// ([`ObjectStore::put_composed`]), which hashes them.
 struct Upload {
     key: String,
-    pipe: Option<DuplexStream>,
-    /// `None` when the store's ETag is the SHA-256 already.
-    hasher: Option<Sha256>,
+    composer: Option<Composer>,
     size: u64,
     /// The upload, until its outcome is taken.
-    task: Option<JoinHandle<Result<ObjectMeta, StoreError>>>,
+    task: Option<JoinHandle<Result<Composed, StoreError>>>,
 }
 
 impl Drop for Upload {
@@ -388,40 +392,52 @@ impl Drop for Upload {
 }
 
 impl Upload {
-    fn open(store: &Arc<dyn ObjectStore>, key: &str) -> Upload {
-        let (pipe, body) = tokio::io::duplex(256 << 10);
-        let store_hashes = store.etag_is_sha256();
-        let (store, k) = (store.clone(), key.to_string());
+    fn open(store: &Arc<dyn ObjectStore>, key: &str, base: Option<&str>) -> Upload {
+        let (composer, parts) = Composer::new();
+        let (store, k, base) = (store.clone(), key.to_string(), base.map(str::to_string));
         let task = tokio::spawn(async move {
-            let body: ByteReader = Box::pin(body);
-            store.put_stream(&k, body, PutOptions::default()).await
+            store
+                .put_composed(&k, base.as_deref(), parts, PutOptions::default())
+                .await
         });
         Upload {
             key: key.to_string(),
-            pipe: Some(pipe),
-            hasher: (!store_hashes).then(Sha256::new),
+            composer: Some(composer),
             size: 0,
             task: Some(task),
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(bytes);
-        }
+    async fn write(&mut self, bytes: Bytes) -> Result<()> {
         self.size += bytes.len() as u64;
-        let Some(pipe) = self.pipe.as_mut() else {
-            return Err(self.failed("written after it failed").await);
+        let sent = match self.composer.as_mut() {
+            Some(c) => c.bytes(bytes).await,
+            None => Err(Closed),
         };
-        if let Err(e) = pipe.write_all(bytes).await {
-            // The upload stopped reading: its own error says why.
-            self.pipe = None;
-            return Err(self.failed(&e.to_string()).await);
+        self.sent(sent).await
+    }
+
+    /// Appends `len` bytes of the previous file from `start`.
+    async fn keep(&mut self, start: u64, len: u64) -> Result<()> {
+        self.size += len;
+        let sent = match self.composer.as_mut() {
+            Some(c) => c.base(start, len).await,
+            None => Err(Closed),
+        };
+        self.sent(sent).await
+    }
+
+    async fn sent(&mut self, sent: std::result::Result<(), Closed>) -> Result<()> {
+        if sent.is_err() {
+            // The store stopped receiving: its own error says why.
+            self.composer = None;
+            return Err(self.failed().await);
         }
         Ok(())
     }
 
-    async fn failed(&mut self, what: &str) -> PublishError {
+    async fn failed(&mut self) -> PublishError {
+        let what = "the store stopped receiving it";
         match self.task.take() {
             Some(task) => match task.await {
                 Ok(Err(e)) => e.into(),
@@ -432,116 +448,50 @@ impl Upload {
     }
 
     async fn finish(mut self) -> Result<IndexSum> {
-        if let Some(mut pipe) = self.pipe.take() {
-            if let Err(e) = pipe.shutdown().await {
-                return Err(self.failed(&e.to_string()).await);
-            }
+        let finished = match self.composer.take() {
+            Some(c) => c.finish().await,
+            None => Err(Closed),
+        };
+        if finished.is_err() {
+            return Err(self.failed().await);
         }
         let task = self.task.take().ok_or_else(|| {
             PublishError::Refused(format!("staging {}: finished after it failed", self.key))
         })?;
-        let meta = task
+        let made = task
             .await
             .map_err(|e| PublishError::Refused(format!("staging {}: {e}", self.key)))??;
-        if meta.size != self.size {
+        if made.meta.size != self.size {
             return Err(PublishError::Refused(format!(
                 "staging {}: stored {} bytes of {}",
-                self.key, meta.size, self.size
+                self.key, made.meta.size, self.size
             )));
         }
-        let sha256 = match self.hasher.take() {
-            Some(h) => hex(&h.finalize()),
-            None => meta.etag.trim_matches('"').to_string(),
-        };
         Ok(IndexSum {
             size: self.size,
-            sha256,
+            sha256: made.sha256,
         })
     }
 }
 
-/// Where [`OldFile::each`] passes what it reads.
-enum To<'a> {
-    Upload(&'a mut Upload),
-    Memory(&'a mut Vec<u8>),
-}
-
-/// A previous generation's file, read once from start to end.
-struct OldFile {
-    key: String,
-    body: ByteReader,
-    at: u64,
-    buf: Vec<u8>,
-}
-
-impl OldFile {
-    async fn open(store: &Arc<dyn ObjectStore>, key: &str) -> Result<OldFile> {
-        let (body, _) = store.get_stream(key).await?;
-        Ok(OldFile {
-            key: key.to_string(),
-            body,
-            at: 0,
-            buf: vec![0; 256 << 10],
-        })
+/// The text of a segment of the previous file, `len` bytes from `start`.
+async fn read_segment(
+    store: &Arc<dyn ObjectStore>,
+    key: &str,
+    start: u64,
+    len: u64,
+) -> Result<String> {
+    let bytes = store.get_range(key, start, start + len).await?;
+    if (bytes.len() as u64) < len {
+        return Err(PublishError::Refused(format!(
+            "{key} ends at byte {} but the publish state has a segment up to byte {}; \
+             run `raptr verify` to repair it",
+            start + bytes.len() as u64,
+            start + len
+        )));
     }
-
-    fn io(&self, e: std::io::Error) -> PublishError {
-        StoreError::Transient {
-            key: self.key.clone(),
-            source: e.into(),
-        }
-        .into()
-    }
-
-    /// Passes `len` bytes from `start` (at or after where reading stands)
-    /// to `to`, a buffer at a time.
-    async fn each(&mut self, start: u64, len: u64, mut to: To<'_>) -> Result<()> {
-        let mut skip = start
-            .checked_sub(self.at)
-            .ok_or_else(|| PublishError::Refused(format!("{}: segments out of order", self.key)))?;
-        let mut left = len;
-        while skip > 0 || left > 0 {
-            let want = if skip > 0 { skip } else { left };
-            let n = want.min(self.buf.len() as u64) as usize;
-            let got = match self.body.read(&mut self.buf[..n]).await {
-                Ok(got) => got,
-                Err(e) => return Err(self.io(e)),
-            };
-            if got == 0 {
-                return Err(PublishError::Refused(format!(
-                    "{} ends at byte {} but the publish state has segments up to byte {}; \
-                     run `raptr verify` to repair it",
-                    self.key,
-                    self.at,
-                    start + len
-                )));
-            }
-            self.at += got as u64;
-            if skip > 0 {
-                skip -= got as u64;
-            } else {
-                left -= got as u64;
-                let chunk = &self.buf[..got];
-                match &mut to {
-                    To::Upload(u) => u.write(chunk).await?,
-                    To::Memory(v) => v.extend_from_slice(chunk),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn copy(&mut self, start: u64, len: u64, to: &mut Upload) -> Result<()> {
-        self.each(start, len, To::Upload(to)).await
-    }
-
-    async fn read(&mut self, start: u64, len: u64) -> Result<String> {
-        let mut out = Vec::with_capacity(len as usize);
-        self.each(start, len, To::Memory(&mut out)).await?;
-        String::from_utf8(out).map_err(|_| {
-            PublishError::Refused(format!("{}: a segment is not UTF-8 text", self.key))
-        })
-    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| PublishError::Refused(format!("{key}: a segment is not UTF-8 text")))
 }
 
 /// Reads manifests, sixteen at a time; a bundle version without one is
