@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use raptr_core::config::{Config, Distribution, Layout};
 use raptr_core::manifest::{Manifest, ManifestFile};
+use raptr_core::publish::links::Links;
 use raptr_core::publish::state::State;
 use raptr_formats::bundle::Kind;
 use raptr_formats::hash::Digests;
@@ -120,8 +121,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             eprintln!("prepared {} of {n} packages", i + 1);
         }
     }
-    let state = State {
-        links: BTreeMap::from([("stable".to_string(), links)]),
+    let mut state = State {
+        links: Links::from_map(BTreeMap::from([("stable".to_string(), links)])),
         ..State::default()
     };
     state.save(store.as_ref(), None).await?;

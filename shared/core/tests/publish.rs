@@ -549,10 +549,53 @@ async fn unlink_and_purge_keep_what_is_still_linked() {
             "{who}"
         );
     }
+    // The link shards the state lists are exactly the ones stored: the
+    // ones replaced on the way were deleted.
+    let shards = || async {
+        let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+            .await
+            .unwrap();
+        let listed: Vec<String> = state.links.keys().into_iter().cloned().collect();
+        let stored: Vec<String> = w
+            .primary
+            .list(raptr_core::publish::links::PREFIX)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        (listed, stored)
+    };
+    let (listed, stored) = shards().await;
+    assert!(!listed.is_empty());
+    assert_eq!(listed, stored);
+    // One left behind by a run that died before deleting it stays through
+    // a dry run and goes at the next purge.
+    let orphan = format!(
+        "{}stable/00-0000000000000000.json",
+        raptr_core::publish::links::PREFIX
+    );
+    w.primary
+        .put(&orphan, Bytes::from_static(b"{}"), PutOptions::default())
+        .await
+        .unwrap();
     // Unlinked from testing but linked in stable: nothing to purge, even long after.
     let mut p = w.publisher();
     p.now = in_49_hours;
+    assert!(p.purge(true).await.unwrap().is_empty());
+    assert!(
+        w.primary.head(&orphan).await.is_ok(),
+        "a dry run deletes nothing"
+    );
     assert!(p.purge(false).await.unwrap().is_empty());
+    assert!(
+        matches!(
+            w.primary.head(&orphan).await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "purge deletes link shards no state lists"
+    );
+    assert_eq!(shards().await, (listed, stored));
 
     // Removed everywhere: purged only after the grace period.
     w.request(

@@ -45,11 +45,13 @@ use crate::request::Action;
 use crate::signing::{Signer, SigningError};
 
 pub mod index;
+pub mod links;
 pub mod segment;
 pub mod state;
 pub mod verify;
 
 use index::ReleaseFields;
+use links::Links;
 use state::{split_triple, triple, Generation, Identity, State};
 
 /// The lease every publisher takes.
@@ -497,6 +499,7 @@ impl Publisher {
         manifests: &mut HashMap<String, Option<Manifest>>,
     ) -> Result<()> {
         let now = (self.now)();
+        let store = self.store.as_ref();
         let dirs = || -> Vec<(String, String)> {
             let (Some(comp), Some(bundle)) = (&change.component, &change.bundle) else {
                 return Vec::new();
@@ -533,13 +536,7 @@ impl Publisher {
                         .map(|(n, _)| n.clone())
                         .collect();
                     for name in names {
-                        let added = state
-                            .links
-                            .entry(dist.clone())
-                            .or_default()
-                            .entry(dir.clone())
-                            .or_default()
-                            .insert(name.clone());
+                        let added = state.links.insert(store, dist, &dir, &name).await?;
                         let key = format!("{dir}/{name}");
                         state.unreferenced.remove(&key);
                         if added {
@@ -553,7 +550,7 @@ impl Publisher {
                 let dists: Vec<String> = match (&change.action, &change.distribution) {
                     (Action::Unlink, Some(d)) => vec![d.clone()],
                     (Action::Unlink, None) => return Ok(()),
-                    _ => state.links.keys().cloned().collect(),
+                    _ => state.links.dists().into_iter().collect(),
                 };
                 for (dir, _) in dirs() {
                     let selected: Option<Vec<String>> = if filtered {
@@ -568,27 +565,16 @@ impl Publisher {
                         None
                     };
                     for dist in &dists {
-                        let Some(linked) = state.links.get_mut(dist).and_then(|l| l.get_mut(&dir))
-                        else {
-                            continue;
-                        };
-                        let gone: Vec<String> = linked
-                            .iter()
-                            .filter(|n| selected.as_ref().is_none_or(|s| s.contains(n)))
-                            .cloned()
-                            .collect();
-                        for name in &gone {
-                            linked.remove(name);
-                        }
-                        if linked.is_empty() {
-                            if let Some(l) = state.links.get_mut(dist) {
-                                l.remove(&dir);
-                            }
-                        }
+                        let gone = state
+                            .links
+                            .remove(store, dist, &dir, |n| {
+                                selected.as_ref().is_none_or(|s| s.iter().any(|x| x == n))
+                            })
+                            .await?;
                         for name in &gone {
                             self.mark_dirty(state, dist, &dir, name, false);
                             let key = format!("{dir}/{name}");
-                            if !state.is_linked(&key) {
+                            if !state.links.is_linked(store, &key).await? {
                                 state.unreferenced.entry(key).or_insert(now);
                             }
                         }
@@ -604,7 +590,7 @@ impl Publisher {
                         };
                         for name in &names {
                             let key = format!("{dir}/{name}");
-                            if !state.is_linked(&key) {
+                            if !state.links.is_linked(store, &key).await? {
                                 state.unreferenced.entry(key).or_insert(now);
                             }
                         }
@@ -676,6 +662,7 @@ impl Publisher {
                     .await?
                 }
                 None => {
+                    state.links.load_dist(self.store.as_ref(), dist).await?;
                     let prefix = format!("pool/{comp}/");
                     let desired: Vec<(&String, &String)> = state
                         .links
@@ -891,6 +878,14 @@ impl Publisher {
         }
         self.table.renew(&mut held.lease, self.lease_ttl).await?;
         let served = self.table.replica_generations().await?;
+        // A replica too far behind gets every linked file: read all shards.
+        let full = self.replicas.iter().any(|r| {
+            let at = served.get(&r.name).copied().unwrap_or(0);
+            at < held.state.generation && held.state.replica_needs_full(at)
+        });
+        if full {
+            held.state.links.load_all(self.store.as_ref()).await?;
+        }
         let state = &held.state;
         let lease = &held.lease;
         let jobs = self.replicas.iter().map(|r| {
@@ -962,12 +957,12 @@ impl Publisher {
             .keys()
             .filter(|d| r.distributions.contains(*d))
             .collect();
-        let full = at == 0 || state.history.first().is_none_or(|g| g.generation > at + 1);
+        let full = state.replica_needs_full(at);
         let mut pool: BTreeSet<String> = BTreeSet::new();
         let mut paths: BTreeMap<&String, BTreeSet<String>> = BTreeMap::new();
         for dist in &dists {
             if full {
-                if let Some(links) = state.links.get(*dist) {
+                if let Some(links) = state.links.get(dist) {
                     for (dir, names) in links {
                         pool.extend(names.iter().map(|n| format!("{dir}/{n}")));
                     }
@@ -1113,17 +1108,20 @@ impl Publisher {
     async fn purge_held(&self, held: &mut Held, dry_run: bool) -> Result<Vec<String>> {
         let grace = u64::from(self.config.retention.grace_period_hours) * 3_600_000;
         let now = (self.now)();
-        let state = &held.state;
-        let due: Vec<String> = state
-            .unreferenced
-            .iter()
-            .filter(|(k, since)| {
-                now.saturating_sub(**since) >= grace
-                    && !state.is_linked(k)
-                    && !source_in_use(state, k)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+        let store = self.store.as_ref();
+        let links = &mut held.state.links;
+        let mut due = Vec::new();
+        for (k, since) in &held.state.unreferenced {
+            if now.saturating_sub(*since) >= grace
+                && !links.is_linked(store, k).await?
+                && !source_in_use(links, k)
+            {
+                due.push(k.clone());
+            }
+        }
+        if !dry_run {
+            self.sweep_shards(&held.state.links).await?;
+        }
         if dry_run || due.is_empty() {
             return Ok(due);
         }
@@ -1146,6 +1144,27 @@ impl Publisher {
         }
         self.save(held).await?;
         Ok(due)
+    }
+
+    /// Deletes link shards the state does not list: left by a run that
+    /// died between saving the state and deleting the shards it replaced,
+    /// or by one that lost its lease before saving. Called under the lease,
+    /// when every shard this run wrote is listed.
+    async fn sweep_shards(&self, links: &Links) -> Result<()> {
+        let listed = links.keys();
+        let stale: Vec<String> = self
+            .store
+            .list(links::PREFIX)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| !listed.contains(k))
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(count = stale.len(), "deleting link shards no state lists");
+            self.store.delete_many(&stale).await?;
+        }
+        Ok(())
     }
 
     /// `raptr purge`: what [`Action::Purge`] does, now.
@@ -1182,21 +1201,30 @@ impl Publisher {
 }
 
 /// Whether `key` is a file a linked `.dsc` in its directory lists (an orig
-/// tarball goes only when no source references it).
-fn source_in_use(state: &State, key: &str) -> bool {
+/// tarball goes only when no source references it). The shard of its
+/// directory must be loaded.
+fn source_in_use(links: &Links, key: &str) -> bool {
     let Some((dir, name)) = key.rsplit_once('/') else {
         return false;
     };
     if index::file_arch(name).is_some() {
         return false;
     }
-    state.links.values().any(|dirs| {
-        dirs.get(dir)
+    links.dists().iter().any(|dist| {
+        links
+            .get(dist)
+            .and_then(|dirs| dirs.get(dir))
             .is_some_and(|n| n.iter().any(|f| f.ends_with(".dsc")))
     })
 }
 
 impl State {
+    /// Whether a replica at generation `at` is beyond what the history
+    /// remembers, and so gets everything (all link shards loaded first).
+    fn replica_needs_full(&self, at: u64) -> bool {
+        at == 0 || self.history.first().is_none_or(|g| g.generation > at + 1)
+    }
+
     /// The record of the generation after the current one (the one in
     /// progress, if a run died in the middle of it).
     fn history_next(&self) -> Generation {
@@ -1208,7 +1236,7 @@ impl State {
 }
 
 /// Runs futures concurrently and collects their outputs in order.
-async fn join_all<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+pub(crate) async fn join_all<F, T>(futures: impl IntoIterator<Item = F>) -> Vec<T>
 where
     F: std::future::Future<Output = T>,
 {

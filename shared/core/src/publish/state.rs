@@ -10,6 +10,7 @@ use raptr_store::{ObjectStore, PutOptions, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::index::IndexSum;
+use super::links::Links;
 use super::segment::{Delta, Segment};
 
 /// Where the state lives. Replicas never receive it.
@@ -24,8 +25,10 @@ pub const HISTORY: usize = 64;
 pub struct State {
     /// The last generation published on the primary.
     pub generation: u64,
-    /// distribution → pool directory of a bundle version → linked file names.
-    pub links: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// Which files of which bundle versions each distribution links, in
+    /// shards read on demand (see [`super::links`]).
+    #[serde(default)]
+    pub links: Links,
     /// The Release identity of each distribution, fixed when first published.
     pub identity: BTreeMap<String, Identity>,
     /// distribution → index path (relative to `dists/<dist>/`) → its sums.
@@ -109,12 +112,15 @@ impl State {
 
     /// Writes the state over the version read (`etag`), or creates it. A
     /// `PreconditionFailed`/`AlreadyExists` means another publisher wrote
-    /// it: this one has lost its lease and must stop.
+    /// it: this one has lost its lease and must stop. Changed link shards
+    /// are written first; the ones they replace are deleted once the state
+    /// no longer lists them.
     pub async fn save(
-        &self,
+        &mut self,
         store: &dyn ObjectStore,
         etag: Option<&str>,
     ) -> Result<String, StoreError> {
+        let replaced = self.links.write(store).await?;
         let body = serde_json::to_vec(self).map_err(|e| StoreError::Permanent {
             key: STATE_KEY.into(),
             source: Box::new(e),
@@ -127,17 +133,12 @@ impl State {
             content_type: Some("application/json".into()),
             ..mode
         };
-        Ok(store.put(STATE_KEY, Bytes::from(body), opts).await?.etag)
-    }
-
-    /// Whether any distribution links `key`.
-    pub fn is_linked(&self, key: &str) -> bool {
-        let Some((dir, name)) = key.rsplit_once('/') else {
-            return false;
-        };
-        self.links
-            .values()
-            .any(|dirs| dirs.get(dir).is_some_and(|files| files.contains(name)))
+        let etag = store.put(STATE_KEY, Bytes::from(body), opts).await?.etag;
+        if let Err(e) = store.delete_many(&replaced).await {
+            // Left behind, they cost only space: purge deletes them.
+            tracing::warn!(error = %e, "superseded link shards not deleted");
+        }
+        Ok(etag)
     }
 }
 

@@ -1,0 +1,419 @@
+//! The link state, in shards: which files of which bundle versions each
+//! distribution serves.
+//!
+//! At 100,000 packages the link state is about 7 MB of JSON; reading and
+//! writing it whole on every run would cost more than the rest of adding one
+//! package. So each distribution's links are split into [`SHARDS`] shards by
+//! a hash of the bundle (the pool directory without its version: every
+//! version of a bundle, and every file of a version, share a shard). A shard
+//! is an immutable object named by its content under `state/links/`; the
+//! publish state lists the current one of each shard, so the state's
+//! compare-and-swap stays the single commit point. A run reads only the
+//! shards it touches and writes only the ones it changed; a shard replaced
+//! is deleted once the state that no longer lists it is saved.
+//!
+//! A state written before shards existed holds the links inline; it is read
+//! as fully loaded and written in shards on its next save.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use raptr_formats::hash::hex;
+use raptr_store::{ObjectStore, PutOptions, StoreError};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+/// How many shards each distribution's links are split into.
+pub const SHARDS: u32 = 64;
+
+/// Where shard objects live. Replicas never receive them.
+pub const PREFIX: &str = "state/links/";
+
+/// pool directory of a bundle version → linked file names.
+pub type Dirs = BTreeMap<String, BTreeSet<String>>;
+
+/// The link state: the shards the publish state lists, and the part of
+/// them read so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// distribution → shard → key of its current object.
+    stored: BTreeMap<String, BTreeMap<u32, String>>,
+    /// distribution → the links of its loaded shards.
+    map: BTreeMap<String, Dirs>,
+    loaded: BTreeSet<(String, u32)>,
+    changed: BTreeSet<(String, u32)>,
+}
+
+/// The shard of a pool directory (`pool/<component>/<p>/<bundle>/<version>`).
+pub fn shard_of(dir: &str) -> u32 {
+    let bundle = dir.rsplit_once('/').map_or(dir, |(b, _)| b);
+    let h = Sha256::digest(bundle.as_bytes());
+    u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % SHARDS
+}
+
+fn corrupt(key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Permanent {
+        key: key.to_string(),
+        source: format!("not a raptr link shard: {e}").into(),
+    }
+}
+
+impl Links {
+    /// Links already in memory, all of them (as a state written before
+    /// shards, or a test, holds them): every shard counts as loaded and
+    /// changed, so the next save writes them.
+    pub fn from_map(map: BTreeMap<String, Dirs>) -> Links {
+        let mut links = Links::default();
+        for (dist, dirs) in map {
+            for s in 0..SHARDS {
+                links.loaded.insert((dist.clone(), s));
+            }
+            for dir in dirs.keys() {
+                links.changed.insert((dist.clone(), shard_of(dir)));
+            }
+            links.map.insert(dist, dirs);
+        }
+        links
+    }
+
+    /// Every distribution with links.
+    pub fn dists(&self) -> BTreeSet<String> {
+        self.stored.keys().chain(self.map.keys()).cloned().collect()
+    }
+
+    /// The loaded links of `dist`: complete only for the shards loaded
+    /// ([`Links::load_dist`], [`Links::load_dir`]).
+    pub fn get(&self, dist: &str) -> Option<&Dirs> {
+        self.map.get(dist)
+    }
+
+    async fn load(
+        &mut self,
+        store: &dyn ObjectStore,
+        dist: &str,
+        shard: u32,
+    ) -> Result<(), StoreError> {
+        if self.loaded.contains(&(dist.to_string(), shard)) {
+            return Ok(());
+        }
+        if let Some(key) = self.stored.get(dist).and_then(|s| s.get(&shard)) {
+            let (body, _) = store.get(key).await?;
+            let dirs: Dirs = serde_json::from_slice(&body).map_err(|e| corrupt(key, e))?;
+            self.map.entry(dist.to_string()).or_default().extend(dirs);
+        }
+        self.loaded.insert((dist.to_string(), shard));
+        Ok(())
+    }
+
+    /// Loads the shard of `dir` in every distribution.
+    pub async fn load_dir(&mut self, store: &dyn ObjectStore, dir: &str) -> Result<(), StoreError> {
+        let shard = shard_of(dir);
+        for dist in self.dists() {
+            self.load(store, &dist, shard).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads every shard of `dist`, sixteen at a time.
+    pub async fn load_dist(
+        &mut self,
+        store: &dyn ObjectStore,
+        dist: &str,
+    ) -> Result<(), StoreError> {
+        let want: Vec<(u32, String)> = self
+            .stored
+            .get(dist)
+            .into_iter()
+            .flatten()
+            .filter(|(s, _)| !self.loaded.contains(&(dist.to_string(), **s)))
+            .map(|(s, k)| (*s, k.clone()))
+            .collect();
+        for chunk in want.chunks(16) {
+            let bodies = super::join_all(chunk.iter().map(|(_, k)| store.get(k))).await;
+            for ((_, key), body) in chunk.iter().zip(bodies) {
+                let (body, _) = body?;
+                let dirs: Dirs = serde_json::from_slice(&body).map_err(|e| corrupt(key, e))?;
+                self.map.entry(dist.to_string()).or_default().extend(dirs);
+            }
+        }
+        for s in 0..SHARDS {
+            self.loaded.insert((dist.to_string(), s));
+        }
+        Ok(())
+    }
+
+    /// Loads every shard of every distribution.
+    pub async fn load_all(&mut self, store: &dyn ObjectStore) -> Result<(), StoreError> {
+        for dist in self.dists() {
+            self.load_dist(store, &dist).await?;
+        }
+        Ok(())
+    }
+
+    /// Links `dir/name` in `dist`; `false` if it already was.
+    pub async fn insert(
+        &mut self,
+        store: &dyn ObjectStore,
+        dist: &str,
+        dir: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let shard = shard_of(dir);
+        self.load(store, dist, shard).await?;
+        let added = self
+            .map
+            .entry(dist.to_string())
+            .or_default()
+            .entry(dir.to_string())
+            .or_default()
+            .insert(name.to_string());
+        if added {
+            self.changed.insert((dist.to_string(), shard));
+        }
+        Ok(added)
+    }
+
+    /// Unlinks the files of `dir` in `dist` that `keep_if` does not keep;
+    /// returns them.
+    pub async fn remove(
+        &mut self,
+        store: &dyn ObjectStore,
+        dist: &str,
+        dir: &str,
+        selected: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let shard = shard_of(dir);
+        self.load(store, dist, shard).await?;
+        let Some(dirs) = self.map.get_mut(dist) else {
+            return Ok(Vec::new());
+        };
+        let Some(linked) = dirs.get_mut(dir) else {
+            return Ok(Vec::new());
+        };
+        let gone: Vec<String> = linked.iter().filter(|n| selected(n)).cloned().collect();
+        for name in &gone {
+            linked.remove(name);
+        }
+        if linked.is_empty() {
+            dirs.remove(dir);
+        }
+        if !gone.is_empty() {
+            self.changed.insert((dist.to_string(), shard));
+        }
+        Ok(gone)
+    }
+
+    /// Whether any distribution links `key` (its shard loaded first).
+    pub async fn is_linked(
+        &mut self,
+        store: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let Some((dir, name)) = key.rsplit_once('/') else {
+            return Ok(false);
+        };
+        self.load_dir(store, dir).await?;
+        Ok(self
+            .map
+            .values()
+            .any(|dirs| dirs.get(dir).is_some_and(|files| files.contains(name))))
+    }
+
+    /// Writes the changed shards as new objects; returns the keys of the
+    /// ones they replace, to delete once the state that lists the new ones
+    /// is saved.
+    pub async fn write(&mut self, store: &dyn ObjectStore) -> Result<Vec<String>, StoreError> {
+        let mut replaced = Vec::new();
+        for (dist, shard) in std::mem::take(&mut self.changed) {
+            let dirs: Dirs = self
+                .map
+                .get(&dist)
+                .into_iter()
+                .flatten()
+                .filter(|(dir, _)| shard_of(dir) == shard)
+                .map(|(d, n)| (d.clone(), n.clone()))
+                .collect();
+            let new_key = if dirs.is_empty() {
+                None
+            } else {
+                let body = serde_json::to_vec(&dirs).map_err(|e| corrupt(&dist, e))?;
+                let key = format!(
+                    "{PREFIX}{dist}/{shard:02}-{}.json",
+                    &hex(&Sha256::digest(&body))[..16]
+                );
+                let opts = PutOptions {
+                    content_type: Some("application/json".into()),
+                    ..PutOptions::default()
+                };
+                store
+                    .put_if_absent_or_same(&key, Bytes::from(body), opts)
+                    .await?;
+                Some(key)
+            };
+            let slots = self.stored.entry(dist.clone()).or_default();
+            let old = match new_key {
+                Some(k) => slots.insert(shard, k.clone()).filter(|o| *o != k),
+                None => slots.remove(&shard),
+            };
+            if slots.is_empty() {
+                self.stored.remove(&dist);
+            }
+            replaced.extend(old);
+        }
+        let listed: BTreeSet<&String> = self.stored.values().flat_map(|s| s.values()).collect();
+        replaced.retain(|k| !listed.contains(k));
+        Ok(replaced)
+    }
+
+    /// Every shard object the state lists.
+    pub fn keys(&self) -> BTreeSet<&String> {
+        self.stored.values().flat_map(|s| s.values()).collect()
+    }
+}
+
+/// How the state stores the links: the shard list, or (written before
+/// shards) the links themselves.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    // Shard numbers as strings: JSON keys are, and an untagged enum
+    // does not turn them back into numbers.
+    Sharded {
+        shards: BTreeMap<String, BTreeMap<String, String>>,
+    },
+    Inline(BTreeMap<String, Dirs>),
+}
+
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    shards: &'a BTreeMap<String, BTreeMap<u32, String>>,
+}
+
+impl Serialize for Links {
+    /// Only the shard list: changed shards must be written first
+    /// ([`Links::write`]).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StoredRef {
+            shards: &self.stored,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Links {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Links, D::Error> {
+        Ok(match Stored::deserialize(d)? {
+            Stored::Sharded { shards } => {
+                let mut stored = BTreeMap::new();
+                for (dist, slots) in shards {
+                    let mut numbered = BTreeMap::new();
+                    for (n, key) in slots {
+                        let n: u32 = n.parse().map_err(|_| {
+                            serde::de::Error::custom(format!("link shard {n:?} of {dist}"))
+                        })?;
+                        numbered.insert(n, key);
+                    }
+                    stored.insert(dist, numbered);
+                }
+                Links {
+                    stored,
+                    ..Links::default()
+                }
+            }
+            Stored::Inline(map) => Links::from_map(map),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raptr_store::fs::FsStore;
+
+    fn dir(i: usize) -> String {
+        format!("pool/main/p/pkg{i}/1.0")
+    }
+
+    #[tokio::test]
+    async fn shards_round_trip_and_only_changed_ones_are_rewritten() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(tmp.path()).expect("store");
+        let mut links = Links::default();
+        for i in 0..200 {
+            assert!(links
+                .insert(&store, "stable", &dir(i), "a.deb")
+                .await
+                .expect("links"));
+        }
+        assert!(!links
+            .insert(&store, "stable", &dir(0), "a.deb")
+            .await
+            .expect("links"));
+        assert!(links.write(&store).await.expect("links").is_empty());
+        let written = links.keys().len();
+        assert!(
+            written > 1 && written <= SHARDS as usize,
+            "{written} shards"
+        );
+
+        // Through the state's JSON: nothing loaded until asked.
+        let json = serde_json::to_string(&links).expect("links");
+        let mut back: Links = serde_json::from_str(&json).expect("links");
+        assert!(back.get("stable").is_none());
+        assert!(back
+            .is_linked(&store, &format!("{}/a.deb", dir(7)))
+            .await
+            .expect("links"));
+        assert!(!back
+            .is_linked(&store, &format!("{}/b.deb", dir(7)))
+            .await
+            .expect("links"));
+        let partly = back.get("stable").expect("links").len();
+        assert!(partly < 200, "only one shard read: {partly} directories");
+
+        // One change rewrites one shard and replaces exactly its old object.
+        let before = back.keys().into_iter().cloned().collect::<BTreeSet<_>>();
+        assert!(back
+            .insert(&store, "stable", &dir(7), "b.deb")
+            .await
+            .expect("links"));
+        let replaced = back.write(&store).await.expect("links");
+        let after = back.keys().into_iter().cloned().collect::<BTreeSet<_>>();
+        assert_eq!(replaced.len(), 1);
+        assert!(before.contains(&replaced[0]) && !after.contains(&replaced[0]));
+        assert_eq!(before.difference(&after).count(), 1);
+
+        // Unlinking the last file of a shard's directories drops it.
+        let mut all = back.clone();
+        all.load_dist(&store, "stable").await.expect("links");
+        assert_eq!(all.get("stable").expect("links").len(), 200);
+        let gone = all
+            .remove(&store, "stable", &dir(7), |_| true)
+            .await
+            .expect("links");
+        assert_eq!(gone, vec!["a.deb".to_string(), "b.deb".to_string()]);
+        assert_eq!(all.get("stable").expect("links").len(), 199);
+    }
+
+    #[test]
+    fn a_state_with_inline_links_reads_as_loaded_and_changed() {
+        let json = r#"{"stable":{"pool/main/p/pkg/1.0":["a.deb"]}}"#;
+        let links: Links = serde_json::from_str(json).expect("links");
+        assert!(links.get("stable").expect("links")["pool/main/p/pkg/1.0"].contains("a.deb"));
+        assert_eq!(links.changed.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&links).expect("links"),
+            r#"{"shards":{}}"#
+        );
+    }
+
+    #[test]
+    fn versions_of_a_bundle_share_a_shard() {
+        assert_eq!(
+            shard_of("pool/main/h/hello/1.0-1"),
+            shard_of("pool/main/h/hello/2.0-1")
+        );
+        let spread: BTreeSet<u32> = (0..1000).map(|i| shard_of(&dir(i))).collect();
+        assert_eq!(spread.len(), SHARDS as usize);
+    }
+}
