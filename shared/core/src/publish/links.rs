@@ -97,11 +97,18 @@ impl Links {
             return Ok(());
         }
         if let Some(key) = self.stored.get(dist).and_then(|s| s.get(&shard)) {
-            let (body, _) = store.get(key).await?;
-            let dirs: Dirs = serde_json::from_slice(&body).map_err(|e| corrupt(key, e))?;
-            self.map.entry(dist.to_string()).or_default().extend(dirs);
+            let key = key.clone();
+            let (body, _) = store.get(&key).await?;
+            self.merge(dist, &key, &body)?;
         }
         self.loaded.insert((dist.to_string(), shard));
+        Ok(())
+    }
+
+    /// Adds a shard object's links (`key`, read as `body`) to `dist`'s.
+    fn merge(&mut self, dist: &str, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let dirs: Dirs = serde_json::from_slice(body).map_err(|e| corrupt(key, e))?;
+        self.map.entry(dist.to_string()).or_default().extend(dirs);
         Ok(())
     }
 
@@ -131,9 +138,7 @@ impl Links {
         for chunk in want.chunks(16) {
             let bodies = super::join_all(chunk.iter().map(|(_, k)| store.get(k))).await;
             for ((_, key), body) in chunk.iter().zip(bodies) {
-                let (body, _) = body?;
-                let dirs: Dirs = serde_json::from_slice(&body).map_err(|e| corrupt(key, e))?;
-                self.map.entry(dist.to_string()).or_default().extend(dirs);
+                self.merge(dist, key, &body?.0)?;
             }
         }
         for s in 0..SHARDS {
@@ -173,8 +178,8 @@ impl Links {
         Ok(added)
     }
 
-    /// Unlinks the files of `dir` in `dist` that `keep_if` does not keep;
-    /// returns them.
+    /// Unlinks the files of `dir` in `dist` that `selected` picks; returns
+    /// them.
     pub async fn remove(
         &mut self,
         store: &dyn ObjectStore,
