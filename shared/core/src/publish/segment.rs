@@ -362,10 +362,13 @@ impl Sink {
             // An empty index still needs a valid gzip file.
             self.gz.write(Bytes::from(index::gzip(b""))).await?;
         }
+        // Both ends first, so that the two files are synced side by side.
+        self.raw.end().await?;
+        self.gz.end().await?;
         Ok(Built {
             segments: self.segments,
-            raw: self.raw.finish().await?,
-            gz: self.gz.finish().await?,
+            raw: self.raw.stored().await?,
+            gz: self.gz.stored().await?,
         })
     }
 }
@@ -447,7 +450,8 @@ impl Upload {
         }
     }
 
-    async fn finish(mut self) -> Result<IndexSum> {
+    /// Sends the end of the file: the store then syncs and stores it.
+    async fn end(&mut self) -> Result<()> {
         let finished = match self.composer.take() {
             Some(c) => c.finish().await,
             None => Err(Closed),
@@ -455,6 +459,11 @@ impl Upload {
         if finished.is_err() {
             return Err(self.failed().await);
         }
+        Ok(())
+    }
+
+    /// Waits for the stored file (after [`Upload::end`]).
+    async fn stored(mut self) -> Result<IndexSum> {
         let task = self.task.take().ok_or_else(|| {
             PublishError::Refused(format!("staging {}: finished after it failed", self.key))
         })?;
