@@ -975,3 +975,62 @@ async fn an_architecture_that_leaves_the_layout_and_returns_is_rebuilt_whole() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_public_key_is_written_when_missing_or_new_and_left_alone_otherwise() {
+    use std::os::unix::fs::MetadataExt;
+    let mut w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let inode = |store: &str, key: &str| {
+        std::fs::metadata(w.dir.path().join(store).join(key))
+            .unwrap()
+            .ino()
+    };
+    let before: Vec<u64> = ["primary", "replica-eu"]
+        .iter()
+        .map(|s| inode(s, "keys/repo.asc"))
+        .collect();
+    // The same key: neither copy is written again.
+    w.upload("stable", "b2", &bundle("bar", "1.0-1")).await;
+    assert_eq!(w.publish().await.generations, vec![2]);
+    let after: Vec<u64> = ["primary", "replica-eu"]
+        .iter()
+        .map(|s| inode(s, "keys/repo.asc"))
+        .collect();
+    assert_eq!(before, after, "an unchanged key was written again");
+    // A key deleted by hand comes back with the next generation.
+    w.primary.delete("keys/repo.gpg").await.unwrap();
+    w.upload("stable", "b3", &bundle("baz", "1.0-1")).await;
+    w.publish().await;
+    assert_eq!(
+        w.primary.get("keys/repo.gpg").await.unwrap().0.as_ref(),
+        w.signer.public_gpg()
+    );
+    // A new signing key replaces the published one everywhere, and signs.
+    let (armored, _) = signing::generate("raptr tests <next@raptr.invalid>").unwrap();
+    w.signer = Arc::new(Signer::from_secret(armored.as_bytes(), "next key").unwrap());
+    w.upload("stable", "b4", &bundle("qux", "1.0-1")).await;
+    w.publish().await;
+    let keyring = w.dir.path().join("next.gpg");
+    std::fs::write(&keyring, w.signer.public_gpg()).unwrap();
+    for (name, store) in w.stores() {
+        assert_eq!(
+            store.get("keys/repo.gpg").await.unwrap().0.as_ref(),
+            w.signer.public_gpg(),
+            "{name}"
+        );
+        assert_eq!(
+            store.get("keys/repo.asc").await.unwrap().0.as_ref(),
+            w.signer.public_asc().as_bytes(),
+            "{name}"
+        );
+        let dir = if name == "primary" {
+            name
+        } else {
+            format!("replica-{name}")
+        };
+        let base = w.dir.path().join(dir).join("dists/stable");
+        gpgv(&keyring, &[&base.join("InRelease")]);
+    }
+}

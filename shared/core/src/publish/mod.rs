@@ -278,8 +278,24 @@ impl Publisher {
         Ok(Held { lease, state, etag })
     }
 
+    /// Renews the lease once half of it has run out: until then nobody else
+    /// can hold it (takers wait for expiry, and clocks agree to well within
+    /// a lease), so a renewal before each commit would only cost a write.
+    async fn keep_lease(&self, held: &mut Held) -> Result<()> {
+        let half = u64::try_from(self.lease_ttl.as_millis() / 2).unwrap_or(u64::MAX);
+        if held
+            .lease
+            .expires_at_ms
+            .saturating_sub(crate::time::now_ms())
+            <= half
+        {
+            self.table.renew(&mut held.lease, self.lease_ttl).await?;
+        }
+        Ok(())
+    }
+
     async fn save(&self, held: &mut Held) -> Result<()> {
-        self.table.renew(&mut held.lease, self.lease_ttl).await?;
+        self.keep_lease(held).await?;
         held.etag = Some(
             held.state
                 .save(self.store.as_ref(), held.etag.as_deref())
@@ -851,23 +867,19 @@ impl Publisher {
         Ok(())
     }
 
+    /// Publishes the public key, in both forms, where it is missing or
+    /// differs (a new signing key); an unchanged key is not written again.
     async fn write_keys(&self, store: &dyn ObjectStore) -> Result<()> {
-        put(
-            store,
-            KEY_ASC,
-            Bytes::from(self.signer.public_asc().to_string()),
-            "application/pgp-keys",
-            CACHE_MUTABLE,
-        )
-        .await?;
-        put(
-            store,
-            KEY_GPG,
-            Bytes::copy_from_slice(self.signer.public_gpg()),
-            "application/pgp-keys",
-            CACHE_MUTABLE,
-        )
-        .await?;
+        let asc = Bytes::from(self.signer.public_asc().to_string());
+        let gpg = Bytes::copy_from_slice(self.signer.public_gpg());
+        for (key, body) in [(KEY_ASC, asc), (KEY_GPG, gpg)] {
+            match store.get(key).await {
+                Ok((stored, _)) if stored == body => continue,
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            put(store, key, body, "application/pgp-keys", CACHE_MUTABLE).await?;
+        }
         Ok(())
     }
 
@@ -876,7 +888,7 @@ impl Publisher {
         if self.replicas.is_empty() {
             return Ok(());
         }
-        self.table.renew(&mut held.lease, self.lease_ttl).await?;
+        self.keep_lease(held).await?;
         let served = self.table.replica_generations().await?;
         // A replica too far behind gets every linked file: read all shards.
         let full = self.replicas.iter().any(|r| {
