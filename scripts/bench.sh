@@ -12,8 +12,10 @@
 #  5. Publish in local mode: a full publish of 10,000 and 100,000 packages,
 #     then the upload and the publish of one more, next to apt-ftparchive
 #     generate+release and reprepro includedeb on the same debs
-#     (BENCH_PUBLISH="10000 100000"), and, for reference, the time this disk
-#     takes just to write and sync the bytes of the new index files.
+#     (BENCH_PUBLISH="10000 100000"); then six publishes of one change each
+#     (that package unlinked, linked again, ...) on the settled repository;
+#     and, for reference, the time this disk takes just to write and sync
+#     the bytes of the new index files.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -29,10 +31,18 @@ bin=target/release
 want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5} " == *" $1 "* ]]; }
 timed() { # label command...
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$bench/time" "$@" >"$bench/out" 2>"$bench/err" || {
+  # Whatever the set-up left unwritten goes to disk first, so that no run
+  # pays for the writeback of the one before it.
+  sync
+  local start end
+  start=$(date +%s%N)
+  /usr/bin/time -f "%M" -o "$bench/time" "$@" >"$bench/out" 2>"$bench/err" || {
     echo "$label failed:"; cat "$bench/err"; exit 1; }
-  read -r secs kb <"$bench/time"
-  printf '  %-38s %7.2f s   max RSS %6d MB\n' "$label" "$secs" $((kb / 1024))
+  end=$(date +%s%N)
+  read -r kb <"$bench/time"
+  # Milliseconds from the wall clock (time's %e only has hundredths).
+  secs=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }')
+  printf '  %-38s %7.3f s   max RSS %6d MB\n' "$label" "$secs" $((kb / 1024))
 }
 
 if want 1; then
@@ -101,7 +111,22 @@ for n in ${BENCH_PUBLISH:-10000 100000}; do
   timed "raptr upload, one more package" "$bin/raptr" --repo "$d/repo" upload stable/main "$d/extra-1.deb"
   upload_secs=$secs
   timed "raptr publish, one more package" "$bin/raptr" --repo "$d/repo" publish
-  awk -v a="$upload_secs" -v b="$secs" 'BEGIN { printf "  %-38s %7.2f s\n", "raptr upload + publish, one more", a + b }'
+  awk -v a="$upload_secs" -v b="$secs" 'BEGIN { printf "  %-38s %7.3f s\n", "raptr upload + publish, one more", a + b }'
+  # Then one change per publish on the settled repository (that package
+  # unlinked, linked, ...), six times: the spread of a steady state.
+  flips=()
+  for i in 1 2 3 4 5 6; do
+    action=link; (( i % 2 )) && action=unlink
+    printf '{"action":"%s","bundle":"bench-extra1","version":"1.0-1","component":"main","distribution":"stable"}\n' \
+      "$action" >"$d/change-$i.json"
+    "$bin/raptr" --repo "$d/repo" request "$d/change-$i.json" >/dev/null
+    sync
+    start=$(date +%s%N)
+    "$bin/raptr" --repo "$d/repo" publish >/dev/null
+    flips+=($(( ($(date +%s%N) - start) / 1000000 )))
+  done
+  sorted=$(printf '%s\n' "${flips[@]}" | sort -n | tr '\n' ' ')
+  printf '  %-38s %s ms (sorted)\n' "raptr publish, one change, 6 times" "$sorted"
   # For reference: what writing the new index files alone costs on this disk.
   idx="$d/repo/dists/stable/main/binary-amd64"
   timed "floor: dd of Packages(.gz), synced" sh -c "cat '$idx/Packages' '$idx/Packages.gz' | dd of='$bench/floor' bs=256k conv=fdatasync"
