@@ -733,6 +733,15 @@ async fn a_failing_replica_lags_then_catches_up() {
 async fn verify_finds_and_repairs_a_damaged_replica() {
     let w = world();
     w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    // More pool files than verify checks at once.
+    for i in 0..8 {
+        w.upload(
+            "stable",
+            &format!("m{i}"),
+            &bundle(&format!("more{i}"), "1"),
+        )
+        .await;
+    }
     w.publish().await;
     assert!(w.publisher().verify(false).await.unwrap().is_empty());
     let (_, ap) = w.replicas.iter().find(|(n, _)| n == "ap").unwrap();
@@ -745,14 +754,28 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
     )
     .await
     .unwrap();
+    // Same size, other bytes: only the hash can tell.
+    let (_, us) = w.replicas.iter().find(|(n, _)| n == "us").unwrap();
+    let swapped = "pool/main/m/more7/1/more7_1_amd64.deb";
+    let mut bytes = us.get(swapped).await.unwrap().0.to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    us.put(swapped, Bytes::from(bytes), PutOptions::default())
+        .await
+        .unwrap();
     let found = w.publisher().verify(true).await.unwrap();
-    let keys: BTreeSet<&str> = found.iter().map(|f| f.key.as_str()).collect();
-    assert!(keys.contains(deb_key), "{found:?}");
-    assert!(
-        keys.contains("dists/stable/main/binary-amd64/Packages"),
-        "{found:?}"
-    );
-    assert!(found.iter().all(|f| f.target == "ap" && !f.repaired));
+    let keys: BTreeSet<(&str, &str)> = found
+        .iter()
+        .map(|f| (f.target.as_str(), f.key.as_str()))
+        .collect();
+    let want: BTreeSet<(&str, &str)> = [
+        ("ap", deb_key),
+        ("ap", "dists/stable/main/binary-amd64/Packages"),
+        ("us", swapped),
+    ]
+    .into();
+    assert_eq!(keys, want, "{found:?}");
+    assert!(found.iter().all(|f| !f.repaired));
     assert!(ap.head(deb_key).await.is_err(), "a dry run repairs nothing");
     let fixed = w.publisher().verify(false).await.unwrap();
     assert!(

@@ -6,13 +6,20 @@
 use std::fmt;
 
 use bytes::Bytes;
-use raptr_store::{ObjectStore, StoreError};
+use raptr_store::{ObjectStore, PutOptions, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::index::{self, IndexSum};
-use super::{content_type, put, Held, Publisher, Result, CACHE_IMMUTABLE, CACHE_MUTABLE};
+use super::{
+    content_type, join_all, options, put, Held, PublishError, Publisher, Result, CACHE_IMMUTABLE,
+    CACHE_MUTABLE,
+};
 use raptr_formats::hash::hex;
+
+/// Pool files checked at once.
+const AT_ONCE: usize = 32;
 
 /// One problem found in one bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,6 +48,51 @@ async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+fn read_err(key: &str, e: std::io::Error) -> PublishError {
+    StoreError::Transient {
+        key: key.to_string(),
+        source: e.into(),
+    }
+    .into()
+}
+
+/// An object's size and SHA-256, read as a stream; `None` if it is missing.
+async fn sum_of(store: &dyn ObjectStore, key: &str) -> Result<Option<IndexSum>> {
+    let mut body = match store.get_stream(key).await {
+        Ok((body, _)) => body,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut size = 0u64;
+    loop {
+        let n = body.read(&mut buf).await.map_err(|e| read_err(key, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Some(IndexSum {
+        size,
+        sha256: hex(&hasher.finalize()),
+    }))
+}
+
+/// Copies `from` on the primary to `to` in `store`, as a stream.
+async fn restore(
+    p: &Publisher,
+    store: &dyn ObjectStore,
+    from: &str,
+    to: &str,
+    opts: PutOptions,
+) -> Result<()> {
+    let (body, _) = p.store.get_stream(from).await?;
+    store.put_stream(to, body, opts).await?;
+    Ok(())
 }
 
 /// What an index's stanzas reference in the pool: key, size, SHA-256.
@@ -175,30 +227,24 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
                     (hashed.clone(), CACHE_IMMUTABLE),
                     (format!("{base}/{path}"), CACHE_MUTABLE),
                 ] {
-                    let body = fetch(store, &key).await?;
-                    let ok = body.as_ref().is_some_and(|b| IndexSum::of(b) == sum);
-                    if ok {
-                        continue;
-                    }
-                    let problem = if body.is_some() {
-                        "wrong size or SHA-256"
-                    } else {
-                        "missing"
+                    let problem = match sum_of(store, &key).await? {
+                        Some(s) if s == sum => continue,
+                        Some(_) => "wrong size or SHA-256",
+                        None => "missing",
                     };
                     found(key.clone(), problem.into(), repair);
                     if repair {
-                        let (good, _) = p.store.get(&hashed).await?;
-                        put(store, &key, good, content_type(&path), cache).await?;
+                        let opts = options(content_type(&path), cache);
+                        restore(p, store, &hashed, &key, opts).await?;
                         bad_release = true;
                     }
                 }
                 if path.ends_with("/Packages") || path.ends_with("/Sources") {
-                    let Some(body) = fetch(p.store.as_ref(), &hashed).await? else {
-                        continue;
-                    };
-                    let text = String::from_utf8_lossy(&body);
-                    for (key, want) in pool_refs(&text, path.ends_with("/Sources")) {
-                        check_pool(p, store, is_primary, &key, &want, repair, &mut found).await?;
+                    let sources = path.ends_with("/Sources");
+                    for (key, problem) in
+                        check_refs(p, store, is_primary, &hashed, sources, repair).await?
+                    {
+                        found(key, problem, repair);
                     }
                 }
             }
@@ -214,6 +260,64 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
     Ok(findings)
 }
 
+/// Checks every pool file the index `index_key` of the primary references,
+/// [`AT_ONCE`] at a time, reading the index as a stream: memory holds one
+/// stanza and one batch, not the index. Returns each problem found (and
+/// repaired, when `repair`).
+async fn check_refs(
+    p: &Publisher,
+    store: &dyn ObjectStore,
+    is_primary: bool,
+    index_key: &str,
+    sources: bool,
+    repair: bool,
+) -> Result<Vec<(String, String)>> {
+    let body = match p.store.get_stream(index_key).await {
+        Ok((body, _)) => body,
+        Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut lines = BufReader::new(body).lines();
+    let mut stanza = String::new();
+    let mut batch = Vec::new();
+    let mut problems = Vec::new();
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .map_err(|e| read_err(index_key, e))?;
+        match &line {
+            Some(l) if !l.is_empty() => {
+                stanza.push_str(l);
+                stanza.push('\n');
+            }
+            _ => {
+                batch.extend(pool_refs(&stanza, sources));
+                stanza.clear();
+            }
+        }
+        let last = line.is_none();
+        if batch.len() >= AT_ONCE || (last && !batch.is_empty()) {
+            let checks = std::mem::take(&mut batch)
+                .into_iter()
+                .map(|(key, want)| async move {
+                    let problem = check_pool(p, store, is_primary, &key, &want, repair).await;
+                    (key, problem)
+                });
+            for (key, problem) in join_all(checks).await {
+                if let Some(problem) = problem? {
+                    problems.push((key, problem));
+                }
+            }
+        }
+        if last {
+            return Ok(problems);
+        }
+    }
+}
+
+/// What is wrong with one pool file in `store`, if anything; repaired from
+/// the primary when `repair`.
 async fn check_pool(
     p: &Publisher,
     store: &dyn ObjectStore,
@@ -221,8 +325,7 @@ async fn check_pool(
     key: &str,
     want: &IndexSum,
     repair: bool,
-    found: &mut impl FnMut(String, String, bool),
-) -> Result<()> {
+) -> Result<Option<String>> {
     let problem = match store.head(key).await {
         Err(StoreError::NotFound { .. }) => Some("missing".to_string()),
         Err(e) => return Err(e.into()),
@@ -231,32 +334,26 @@ async fn check_pool(
         }
         Ok(meta) => {
             // Same ETag as the primary's copy means same bytes; otherwise hash it.
-            let same = if is_primary {
-                false
-            } else {
-                p.store.head(key).await.is_ok_and(|m| m.etag == meta.etag)
-            };
+            let same = !is_primary && p.store.head(key).await.is_ok_and(|m| m.etag == meta.etag);
             if same {
                 None
             } else {
-                let (body, _) = store.get(key).await?;
-                let sha = hex(&Sha256::digest(&body));
-                (sha != want.sha256)
-                    .then(|| format!("SHA-256 {sha}, the index says {}", want.sha256))
+                match sum_of(store, key).await? {
+                    None => Some("missing".to_string()),
+                    Some(sum) => (sum.sha256 != want.sha256)
+                        .then(|| format!("SHA-256 {}, the index says {}", sum.sha256, want.sha256)),
+                }
             }
         }
     };
-    if let Some(problem) = problem {
-        found(key.to_string(), problem, repair);
-        if repair {
-            let (body, meta) = p.store.get(key).await?;
-            let opts = raptr_store::PutOptions {
-                content_type: meta.content_type,
-                cache_control: Some(CACHE_IMMUTABLE.into()),
-                ..Default::default()
-            };
-            store.put(key, body, opts).await?;
-        }
+    if problem.is_some() && repair {
+        let meta = p.store.head(key).await?;
+        let opts = PutOptions {
+            content_type: meta.content_type,
+            cache_control: Some(CACHE_IMMUTABLE.into()),
+            ..Default::default()
+        };
+        restore(p, store, key, key, opts).await?;
     }
-    Ok(())
+    Ok(problem)
 }
