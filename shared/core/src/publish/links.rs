@@ -114,11 +114,23 @@ impl Links {
 
     /// Loads the shard of `dir` in every distribution.
     pub async fn load_dir(&mut self, store: &dyn ObjectStore, dir: &str) -> Result<(), StoreError> {
-        let shard = shard_of(dir);
-        for dist in self.dists() {
-            self.load(store, &dist, shard).await?;
-        }
-        Ok(())
+        self.load_dirs(store, [dir]).await
+    }
+
+    /// Loads the shards of these directories in every distribution,
+    /// sixteen at a time.
+    pub async fn load_dirs<'d>(
+        &mut self,
+        store: &dyn ObjectStore,
+        dirs: impl IntoIterator<Item = &'d str>,
+    ) -> Result<(), StoreError> {
+        let shards: BTreeSet<u32> = dirs.into_iter().map(shard_of).collect();
+        let dists = self.dists();
+        let wanted = dists
+            .iter()
+            .flat_map(|d| shards.iter().map(move |s| (d.clone(), *s)))
+            .collect();
+        self.load_shards(store, wanted).await
     }
 
     /// Loads every shard of `dist`, sixteen at a time.
@@ -127,23 +139,32 @@ impl Links {
         store: &dyn ObjectStore,
         dist: &str,
     ) -> Result<(), StoreError> {
-        let want: Vec<(u32, String)> = self
-            .stored
-            .get(dist)
-            .into_iter()
-            .flatten()
-            .filter(|(s, _)| !self.loaded.contains(&(dist.to_string(), **s)))
-            .map(|(s, k)| (*s, k.clone()))
+        let wanted = (0..SHARDS).map(|s| (dist.to_string(), s)).collect();
+        self.load_shards(store, wanted).await
+    }
+
+    /// Loads the shards named (distribution, shard) that are not loaded
+    /// yet, sixteen at a time. A shard with no object is empty.
+    async fn load_shards(
+        &mut self,
+        store: &dyn ObjectStore,
+        wanted: BTreeSet<(String, u32)>,
+    ) -> Result<(), StoreError> {
+        let want: Vec<(String, String)> = wanted
+            .iter()
+            .filter(|k| !self.loaded.contains(*k))
+            .filter_map(|(d, s)| {
+                let key = self.stored.get(d).and_then(|m| m.get(s))?;
+                Some((d.clone(), key.clone()))
+            })
             .collect();
         for chunk in want.chunks(16) {
             let bodies = super::join_all(chunk.iter().map(|(_, k)| store.get(k))).await;
-            for ((_, key), body) in chunk.iter().zip(bodies) {
+            for ((dist, key), body) in chunk.iter().zip(bodies) {
                 self.merge(dist, key, &body?.0)?;
             }
         }
-        for s in 0..SHARDS {
-            self.loaded.insert((dist.to_string(), s));
-        }
+        self.loaded.extend(wanted);
         Ok(())
     }
 
@@ -398,6 +419,52 @@ mod tests {
             .expect("links");
         assert_eq!(gone, vec!["a.deb".to_string(), "b.deb".to_string()]);
         assert_eq!(all.get("stable").expect("links").len(), 199);
+    }
+
+    #[tokio::test]
+    async fn load_dirs_reads_exactly_their_shards_in_every_distribution() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = FsStore::open(tmp.path()).expect("store");
+        let mut links = Links::default();
+        for i in 0..100 {
+            for dist in ["stable", "testing"] {
+                links
+                    .insert(&store, dist, &dir(i), "a.deb")
+                    .await
+                    .expect("links");
+            }
+        }
+        links.write(&store).await.expect("links");
+        let json = serde_json::to_string(&links).expect("links");
+        let mut back: Links = serde_json::from_str(&json).expect("links");
+        let (a, b) = (dir(3), dir(42));
+        back.load_dirs(&store, [a.as_str(), b.as_str()])
+            .await
+            .expect("links");
+        let shards = BTreeSet::from([shard_of(&a), shard_of(&b)]);
+        for dist in ["stable", "testing"] {
+            let got: BTreeSet<&String> = back.get(dist).expect("links").keys().collect();
+            let want: BTreeSet<String> = (0..100)
+                .map(dir)
+                .filter(|d| shards.contains(&shard_of(d)))
+                .collect();
+            assert_eq!(got, want.iter().collect(), "{dist}");
+            for s in 0..SHARDS {
+                assert_eq!(
+                    back.loaded.contains(&(dist.to_string(), s)),
+                    shards.contains(&s),
+                    "{dist} shard {s}"
+                );
+            }
+        }
+        // Already loaded: nothing is read again (the objects are gone).
+        for key in links.keys() {
+            store.delete(key).await.expect("delete");
+        }
+        assert!(back
+            .is_linked(&store, &format!("{a}/a.deb"))
+            .await
+            .expect("links"));
     }
 
     #[test]

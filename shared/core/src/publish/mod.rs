@@ -1122,12 +1122,22 @@ impl Publisher {
         let now = (self.now)();
         let store = self.store.as_ref();
         let links = &mut held.state.links;
+        let past: Vec<&String> = held
+            .state
+            .unreferenced
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= grace)
+            .map(|(k, _)| k)
+            .collect();
+        // Their shards in every distribution, read together rather than
+        // one by one as each file is checked.
+        let dirs = past
+            .iter()
+            .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d));
+        links.load_dirs(store, dirs).await?;
         let mut due = Vec::new();
-        for (k, since) in &held.state.unreferenced {
-            if now.saturating_sub(*since) >= grace
-                && !links.is_linked(store, k).await?
-                && !source_in_use(links, k)
-            {
+        for k in past {
+            if !links.is_linked(store, k).await? && !source_in_use(links, k) {
                 due.push(k.clone());
             }
         }
