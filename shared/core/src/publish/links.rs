@@ -360,10 +360,16 @@ mod tests {
         format!("pool/main/p/pkg{i}/1.0")
     }
 
-    #[tokio::test]
-    async fn shards_round_trip_and_only_changed_ones_are_rewritten() {
+    /// A directory store in a temporary directory (kept while it lives).
+    fn store() -> (tempfile::TempDir, FsStore) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = FsStore::open(tmp.path()).expect("store");
+        (tmp, store)
+    }
+
+    #[tokio::test]
+    async fn shards_round_trip_and_only_changed_ones_are_rewritten() {
+        let (_tmp, store) = store();
         let mut links = Links::default();
         for i in 0..200 {
             assert!(links
@@ -423,8 +429,7 @@ mod tests {
 
     #[tokio::test]
     async fn load_dirs_reads_exactly_their_shards_in_every_distribution() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = FsStore::open(tmp.path()).expect("store");
+        let (_tmp, store) = store();
         let mut links = Links::default();
         for i in 0..100 {
             for dist in ["stable", "testing"] {
