@@ -310,7 +310,7 @@ impl Publisher {
         loop {
             let pending = self.table.pending(BATCH).await?;
             let more = pending.len() == BATCH;
-            let applied = self.apply_all(held, &pending, summary).await?;
+            let (applied, manifests) = self.apply_all(held, &pending, summary).await?;
             if applied
                 || !held.state.dirty.is_empty()
                 || held.state.next.is_some()
@@ -321,7 +321,7 @@ impl Publisher {
                 if !seqs.is_empty() {
                     self.table.mark_done(&held.lease, &seqs).await?;
                 }
-                self.write_generation(held, summary).await?;
+                self.write_generation(held, summary, &manifests).await?;
             }
             if !more {
                 break;
@@ -405,13 +405,13 @@ impl Publisher {
     }
 
     /// Applies journal entries to the link state. Returns whether anything
-    /// was applied.
+    /// was applied, and the manifests it read (the rebuild needs them too).
     async fn apply_all(
         &self,
         held: &mut Held,
         pending: &[raptr_store::table::Change],
         summary: &mut Summary,
-    ) -> Result<bool> {
+    ) -> Result<(bool, segment::Manifests)> {
         let state = &mut held.state;
         // Indices the layout has that are not published yet, or whose
         // segments are unknown (an older state, or an architecture that left
@@ -445,7 +445,7 @@ impl Publisher {
         for (dist, paths) in state.segments.iter_mut() {
             paths.retain(|path, _| in_layout.contains(&(dist.clone(), path.clone())));
         }
-        let mut manifests: HashMap<String, Option<Manifest>> = HashMap::new();
+        let mut manifests = segment::Manifests::new();
         let mut next = state.history_next();
         let mut any = false;
         for entry in pending {
@@ -468,12 +468,12 @@ impl Publisher {
         if any || !state.dirty.is_empty() {
             state.next = Some(next);
         }
-        Ok(any)
+        Ok((any, manifests))
     }
 
     async fn manifest<'m>(
         &self,
-        cache: &'m mut HashMap<String, Option<Manifest>>,
+        cache: &'m mut segment::Manifests,
         dir: &str,
     ) -> Result<Option<&'m Manifest>> {
         if !cache.contains_key(dir) {
@@ -622,7 +622,12 @@ impl Publisher {
     }
 
     /// Builds the dirty indices and writes the new generation on the primary.
-    async fn write_generation(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+    async fn write_generation(
+        &self,
+        held: &mut Held,
+        summary: &mut Summary,
+        manifests: &segment::Manifests,
+    ) -> Result<()> {
         let now = (self.now)();
         let state = &mut held.state;
         let mut next = state.next.take().unwrap_or_else(|| state.history_next());
@@ -658,7 +663,13 @@ impl Publisher {
                 format!("{STAGING}{dist}/{path}"),
                 format!("{STAGING}{dist}/{gz_path}"),
             );
-            let keys = (staging.0.as_str(), staging.1.as_str());
+            let job = segment::Job {
+                store: &self.store,
+                target: self.segment_target,
+                staging: (staging.0.as_str(), staging.1.as_str()),
+                dist,
+                known: manifests,
+            };
             let built = match &previous {
                 Some((raw_key, gz_key, segments)) => {
                     let prev = segment::Previous {
@@ -666,16 +677,7 @@ impl Publisher {
                         gz_key,
                         segments,
                     };
-                    segment::incremental(
-                        &self.store,
-                        self.segment_target,
-                        keys,
-                        dist,
-                        arch,
-                        prev,
-                        &delta,
-                    )
-                    .await?
+                    segment::incremental(job, arch, prev, &delta).await?
                 }
                 None => {
                     state.links.load_dist(self.store.as_ref(), dist).await?;
@@ -693,7 +695,7 @@ impl Publisher {
                                 .map(move |n| (dir, n))
                         })
                         .collect();
-                    segment::full(&self.store, self.segment_target, keys, dist, &desired).await?
+                    segment::full(job, &desired).await?
                 }
             };
             state

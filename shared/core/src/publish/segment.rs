@@ -37,6 +37,10 @@ pub const TARGET: usize = 64 << 10;
 /// A pool key in index order: bundle version directory, then file name.
 pub type Key = (String, String);
 
+/// Manifests already read in this run, by bundle version directory (`None`:
+/// it has none). Applying the journal fills it; rebuilds read only the rest.
+pub type Manifests = HashMap<String, Option<Manifest>>;
+
 /// One segment of a published index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,22 +100,36 @@ pub struct Previous<'a> {
     pub segments: &'a [Segment],
 }
 
+/// What building one index needs, whole or from its previous generation.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub store: &'a Arc<dyn ObjectStore>,
+    /// Uncompressed bytes after which a segment is closed.
+    pub target: usize,
+    /// The staging keys of the file and of its `.gz`.
+    pub staging: (&'a str, &'a str),
+    pub dist: &'a str,
+    /// Manifests this run has read already.
+    pub known: &'a Manifests,
+}
+
 /// Builds an index from every pool key it lists (in order), rendering each
 /// stanza from its manifest.
-pub async fn full(
-    store: &Arc<dyn ObjectStore>,
-    target: usize,
-    staging: (&str, &str),
-    dist: &str,
-    keys: &[(&String, &String)],
-) -> Result<Built> {
+pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
+    let Job {
+        store,
+        target,
+        staging,
+        dist,
+        known,
+    } = job;
     let mut sink = Sink::open(store, staging, None);
     let mut builder = Builder::new(target);
     // A window at a time: its manifests are read concurrently, then its
     // stanzas appended in order. Memory holds one window's manifests.
     for window in keys.chunks(512) {
         let need: BTreeSet<String> = window.iter().map(|(d, _)| (*d).clone()).collect();
-        let loaded = load_manifests(store, need).await?;
+        let loaded = load_manifests(store, need, known).await?;
         for (dir, name) in window {
             let stanza = render(&loaded, dist, dir, name)?;
             if let Some(done) = builder.push(dir, name, &stanza) {
@@ -127,14 +145,18 @@ pub async fn full(
 
 /// Rebuilds an index from its previous generation and what changed.
 pub async fn incremental(
-    store: &Arc<dyn ObjectStore>,
-    target: usize,
-    staging: (&str, &str),
-    dist: &str,
+    job: Job<'_>,
     arch: &str,
     previous: Previous<'_>,
     delta: &Delta,
 ) -> Result<Built> {
+    let Job {
+        store,
+        target,
+        staging,
+        dist,
+        known,
+    } = job;
     let segments = previous.segments;
     // Which segment each change falls into: the last one starting at or
     // before it (the first one for keys before them all).
@@ -151,7 +173,7 @@ pub async fn incremental(
         touched.entry(index_of(k)).or_default().1.insert(k);
     }
     let dirs: BTreeSet<String> = delta.added.iter().map(|(d, _)| d.clone()).collect();
-    let manifests = load_manifests(store, dirs).await?;
+    let manifests = load_manifests(store, dirs, known).await?;
 
     let mut sink = Sink::open(store, staging, Some(&previous));
     let (mut raw_at, mut gz_at) = (0u64, 0u64);
@@ -503,15 +525,23 @@ async fn read_segment(
         .map_err(|_| PublishError::Refused(format!("{key}: a segment is not UTF-8 text")))
 }
 
-/// Reads manifests, sixteen at a time; a bundle version without one is
-/// left out of the answer.
+/// The manifests of `dirs`: those in `known` as they are, the others read,
+/// sixteen at a time. A bundle version without one is left out.
 async fn load_manifests(
     store: &Arc<dyn ObjectStore>,
     dirs: BTreeSet<String>,
+    known: &Manifests,
 ) -> Result<HashMap<String, Manifest>> {
     let mut out = HashMap::with_capacity(dirs.len());
     let mut set = tokio::task::JoinSet::new();
-    let mut dirs = dirs.into_iter();
+    let (known_dirs, unknown): (Vec<String>, Vec<String>) =
+        dirs.into_iter().partition(|d| known.contains_key(d));
+    for dir in known_dirs {
+        if let Some(Some(m)) = known.get(&dir) {
+            out.insert(dir, m.clone());
+        }
+    }
+    let mut dirs = unknown.into_iter();
     loop {
         while set.len() < 16 {
             let Some(dir) = dirs.next() else { break };
