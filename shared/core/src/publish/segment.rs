@@ -116,22 +116,15 @@ pub struct Job<'a> {
 /// Builds an index from every pool key it lists (in order), rendering each
 /// stanza from its manifest.
 pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
-    let Job {
-        store,
-        target,
-        staging,
-        dist,
-        known,
-    } = job;
-    let mut sink = Sink::open(store, staging, None);
-    let mut builder = Builder::new(target);
+    let mut sink = Sink::open(job.store, job.staging, None);
+    let mut builder = Builder::new(job.target);
     // A window at a time: its manifests are read concurrently, then its
     // stanzas appended in order. Memory holds one window's manifests.
     for window in keys.chunks(512) {
         let need: BTreeSet<String> = window.iter().map(|(d, _)| (*d).clone()).collect();
-        let loaded = load_manifests(store, need, known).await?;
+        let loaded = load_manifests(job.store, need, job.known).await?;
         for (dir, name) in window {
-            let stanza = render(&loaded, dist, dir, name)?;
+            let stanza = render(&loaded, job.dist, dir, name)?;
             if let Some(done) = builder.push(dir, name, &stanza) {
                 sink.segment(done).await?;
             }
