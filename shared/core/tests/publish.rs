@@ -783,6 +783,18 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
         "{fixed:?}"
     );
     assert!(w.publisher().verify(true).await.unwrap().is_empty());
+    // Repaired objects carry the primary's metadata.
+    let repaired = ap.head(deb_key).await.unwrap();
+    assert_eq!(repaired.cache_control.as_deref(), Some(CACHE_IMMUTABLE));
+    assert_eq!(
+        repaired.content_type,
+        w.primary.head(deb_key).await.unwrap().content_type
+    );
+    let index = ap
+        .head("dists/stable/main/binary-amd64/Packages")
+        .await
+        .unwrap();
+    assert!(index.cache_control.unwrap().contains("max-age=60"));
     w.views().await;
 }
 

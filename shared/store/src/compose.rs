@@ -1,8 +1,9 @@
 //! Objects composed of ranges of an existing object and new bytes: how a
 //! writer that changes a little of a large object (an index gaining one
 //! package) says which bytes stay, so that a store able to copy them without
-//! passing them through this process ([`crate::fs::FsStore`]: one read, no
-//! extra copies, no task hand-offs) does, and the others stream them.
+//! streaming them through this process ([`crate::fs::FsStore`]: read once
+//! from the base file, written once, hashed on a second thread) does, and
+//! the others stream them.
 //!
 //! The writer holds a [`Composer`] and sends [`Part`]s; the store receives
 //! them from [`Parts`] in [`ObjectStore::put_composed`]. The channel is
@@ -92,6 +93,11 @@ pub struct Composed {
 
 /// The message of a composition given up on by its writer.
 pub(crate) const ABANDONED: &str = "the writer stopped before the object was complete";
+
+/// A base range that starts before the end of the previous one.
+pub(crate) fn out_of_order(start: u64, read_to: u64) -> String {
+    format!("base ranges out of order: byte {start} after byte {read_to}")
+}
 
 /// A base range that is not there.
 pub(crate) fn short_base(base: &str, at: u64) -> String {
@@ -189,9 +195,8 @@ impl AsyncRead for Reader {
                     Some(Part::Bytes(b)) => this.current = Current::Bytes(b),
                     Some(Part::Base { start, len }) => {
                         let Some(skip) = start.checked_sub(this.at) else {
-                            return Poll::Ready(Err(io::Error::other(format!(
-                                "base ranges out of order: byte {start} after byte {}",
-                                this.at
+                            return Poll::Ready(Err(io::Error::other(out_of_order(
+                                start, this.at,
                             ))));
                         };
                         this.current = Current::Base { skip, left: len };

@@ -420,10 +420,7 @@ fn compose_into(
                         break Err(permanent(key, "a base range, but no base object"));
                     };
                     if start < read_to {
-                        break Err(permanent(
-                            key,
-                            format!("base ranges out of order: byte {start} after byte {read_to}"),
-                        ));
+                        break Err(permanent(key, compose::out_of_order(start, read_to)));
                     }
                     read_to = start + len;
                     let mut at = start;

@@ -1,7 +1,7 @@
 //! An object store that fails on purpose: every write (put, streamed or
-//! composed put, copy, delete) counts against a budget shared by all the stores that hold
-//! the same [`Faults`], so a test can stop a publisher after its n-th write
-//! anywhere, or make a replica refuse its first writes.
+//! composed put, copy, delete) counts against a budget shared by all the
+//! stores that hold the same [`Faults`], so a test can stop a publisher after
+//! its n-th write anywhere, or make a replica refuse its first writes.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

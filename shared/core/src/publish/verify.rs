@@ -13,7 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::index::{self, IndexSum};
 use super::{
-    content_type, join_all, options, put, Held, PublishError, Publisher, Result, CACHE_IMMUTABLE,
+    content_type, join_all, put, Held, PublishError, Publisher, Result, CACHE_IMMUTABLE,
     CACHE_MUTABLE,
 };
 use raptr_formats::hash::hex;
@@ -82,15 +82,22 @@ async fn sum_of(store: &dyn ObjectStore, key: &str) -> Result<Option<IndexSum>> 
     }))
 }
 
-/// Copies `from` on the primary to `to` in `store`, as a stream.
+/// Copies `from` on the primary to `to` in `store`, as a stream, with
+/// `content_type` (the source's when `None`) and `cache`.
 async fn restore(
     p: &Publisher,
     store: &dyn ObjectStore,
     from: &str,
     to: &str,
-    opts: PutOptions,
+    content_type: Option<&str>,
+    cache: &str,
 ) -> Result<()> {
-    let (body, _) = p.store.get_stream(from).await?;
+    let (body, meta) = p.store.get_stream(from).await?;
+    let opts = PutOptions {
+        content_type: content_type.map(str::to_string).or(meta.content_type),
+        cache_control: Some(cache.to_string()),
+        ..PutOptions::default()
+    };
     store.put_stream(to, body, opts).await?;
     Ok(())
 }
@@ -234,8 +241,7 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
                     };
                     found(key.clone(), problem.into(), repair);
                     if repair {
-                        let opts = options(content_type(&path), cache);
-                        restore(p, store, &hashed, &key, opts).await?;
+                        restore(p, store, &hashed, &key, Some(content_type(&path)), cache).await?;
                         bad_release = true;
                     }
                 }
@@ -347,13 +353,7 @@ async fn check_pool(
         }
     };
     if problem.is_some() && repair {
-        let meta = p.store.head(key).await?;
-        let opts = PutOptions {
-            content_type: meta.content_type,
-            cache_control: Some(CACHE_IMMUTABLE.into()),
-            ..Default::default()
-        };
-        restore(p, store, key, key, opts).await?;
+        restore(p, store, key, key, None, CACHE_IMMUTABLE).await?;
     }
     Ok(problem)
 }
