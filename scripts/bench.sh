@@ -14,8 +14,9 @@
 #     generate+release and reprepro includedeb on the same debs
 #     (BENCH_PUBLISH="10000 100000"); then six publishes of one change each
 #     (that package unlinked, linked again, ...) on the settled repository;
-#     and, for reference, the time this disk takes just to write and sync
-#     the bytes of the new index files.
+#     for reference, the time this disk takes just to write and sync the
+#     bytes of the new index files; and last, `.xz` indices turned on: the
+#     publish that adds them, then six one-change publishes again.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -95,6 +96,26 @@ cargo build --release --locked -q -p raptr-ingest --example ingest_bench
 
 fi
 
+# Six publishes of one change each on the repository of $d (the package
+# bench-extra1 unlinked, linked, ...), timed after a sync; prints them sorted.
+# Each request file has a name of its own: a request is done once per name.
+flips() {
+  local times=() i action start file
+  for i in 1 2 3 4 5 6; do
+    action=link; (( i % 2 )) && action=unlink
+    flip_count=$(( ${flip_count:-0} + 1 ))
+    file="$d/change-$flip_count.json"
+    printf '{"action":"%s","bundle":"bench-extra1","version":"1.0-1","component":"main","distribution":"stable"}\n' \
+      "$action" >"$file"
+    "$bin/raptr" --repo "$d/repo" request "$file" >/dev/null
+    sync
+    start=$(date +%s%N)
+    "$bin/raptr" --repo "$d/repo" publish >/dev/null
+    times+=($(( ($(date +%s%N) - start) / 1000000 )))
+  done
+  printf '  %-38s %s ms (sorted)\n' "$1" "$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')"
+}
+
 if want 5; then
 echo "== publish in local mode: a full publish, then one more package; apt-ftparchive and reprepro on the same debs"
 if ! command -v reprepro >/dev/null; then
@@ -114,19 +135,7 @@ for n in ${BENCH_PUBLISH:-10000 100000}; do
   awk -v a="$upload_secs" -v b="$secs" 'BEGIN { printf "  %-38s %7.3f s\n", "raptr upload + publish, one more", a + b }'
   # Then one change per publish on the settled repository (that package
   # unlinked, linked, ...), six times: the spread of a steady state.
-  flips=()
-  for i in 1 2 3 4 5 6; do
-    action=link; (( i % 2 )) && action=unlink
-    printf '{"action":"%s","bundle":"bench-extra1","version":"1.0-1","component":"main","distribution":"stable"}\n' \
-      "$action" >"$d/change-$i.json"
-    "$bin/raptr" --repo "$d/repo" request "$d/change-$i.json" >/dev/null
-    sync
-    start=$(date +%s%N)
-    "$bin/raptr" --repo "$d/repo" publish >/dev/null
-    flips+=($(( ($(date +%s%N) - start) / 1000000 )))
-  done
-  sorted=$(printf '%s\n' "${flips[@]}" | sort -n | tr '\n' ' ')
-  printf '  %-38s %s ms (sorted)\n' "raptr publish, one change, 6 times" "$sorted"
+  flips "raptr publish, one change, 6 times"
   # For reference: what writing the new index files alone costs on this disk.
   idx="$d/repo/dists/stable/main/binary-amd64"
   timed "floor: dd of Packages(.gz), synced" sh -c "cat '$idx/Packages' '$idx/Packages.gz' | dd of='$bench/floor' bs=256k conv=fdatasync"
@@ -153,5 +162,19 @@ CONF
   printf '  %-38s %7d s   (untimed set-up)\n' "reprepro includedeb of all $n" $(( $(date +%s) - start ))
   timed "reprepro export, full" reprepro -b "$d/reprepro" export
   timed "reprepro includedeb, one more" reprepro -b "$d/reprepro" includedeb stable "$d/extra-2.deb"
+
+  # The same repository with `.xz` indices turned on: the first publish
+  # builds them whole, then one change per publish as above.
+  python3 - "$d/repo/config/raptr.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+for layout in config["layouts"].values():
+    for dist in layout["distributions"].values():
+        dist["xz"] = True
+json.dump(config, open(path, "w"), indent=2)
+PY
+  timed "raptr publish, .xz turned on" "$bin/raptr" --repo "$d/repo" publish
+  flips "raptr publish with .xz, one change, 6x"
 done
 fi

@@ -71,14 +71,16 @@ async fn env(tag: &str) -> Env {
         .await
         .unwrap();
     let mut config = Config::default_local(&bucket);
-    for d in config
+    for (name, d) in config
         .layouts
         .get_mut("default")
         .unwrap()
         .distributions
-        .values_mut()
+        .iter_mut()
     {
         d.architectures = ["amd64", "arm64", "source"].map(String::from).to_vec();
+        // testing has `.xz` indices too (apt prefers them), stable only `.gz`.
+        d.xz = name == "testing";
     }
     config.primary.region = REGION.into();
     config.replicas = REPLICAS

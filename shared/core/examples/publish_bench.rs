@@ -68,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     architectures: vec!["amd64".into()],
                     codename: None,
                     suite: None,
+                    xz: false,
                 },
             )]),
         },

@@ -71,6 +71,9 @@ pub struct Distribution {
     /// The Release file's Suite; the distribution's name if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suite: Option<String>,
+    /// Also publish `Packages.xz` and `Sources.xz` (beside `.gz`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub xz: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +203,7 @@ impl Config {
                 .to_vec(),
             codename: None,
             suite: None,
+            xz: false,
         };
         Config {
             layouts: BTreeMap::from([(

@@ -14,7 +14,7 @@ fn good() -> Value {
         "layouts": {
             "default": {"distributions": {
                 "stable": {"components": ["main", "contrib"], "architectures": ["amd64", "arm64", "source"]},
-                "testing": {"components": ["main"], "architectures": ["amd64"], "codename": "trixie", "suite": "testing"}
+                "testing": {"components": ["main"], "architectures": ["amd64"], "codename": "trixie", "suite": "testing", "xz": true}
             }},
             "edge": {"distributions": {"nightly": {"components": ["main"], "architectures": ["riscv64"]}}}
         },
@@ -71,6 +71,15 @@ fn bad() -> Vec<(&'static str, Value, &'static str, bool)> {
                 Some(json!(["amd64"])),
             ),
             "unknown field `arch`",
+            true,
+        ),
+        (
+            "xz that is not a boolean",
+            with(
+                "layouts.default.distributions.stable.xz",
+                Some(json!("yes")),
+            ),
+            "expected a boolean",
             true,
         ),
         (

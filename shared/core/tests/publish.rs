@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use raptr_core::config::{Config, Replica as ReplicaConfig};
+use raptr_core::config::{Config, Distribution, Replica as ReplicaConfig};
 use raptr_core::ingest::{Ingest, ObjectEvent};
 use raptr_core::publish::index::release_files;
 use raptr_core::publish::{PublishError, Publisher, Replica, Summary, CACHE_IMMUTABLE};
@@ -36,14 +36,16 @@ struct World {
 
 fn config() -> Config {
     let mut c = Config::default_local("primary");
-    for d in c
+    for (name, d) in c
         .layouts
         .get_mut("default")
         .unwrap()
         .distributions
-        .values_mut()
+        .iter_mut()
     {
         d.architectures = ["amd64", "arm64", "source"].map(String::from).to_vec();
+        // stable has `.xz` indices too; every check of it reads them.
+        d.xz = name == "stable";
     }
     c.replicas = REPLICAS
         .iter()
@@ -137,6 +139,12 @@ impl World {
         );
         p.replica_attempts = 1;
         p
+    }
+
+    /// The distributions of the layout, to change the configuration.
+    fn distributions(&mut self) -> impl Iterator<Item = &mut Distribution> {
+        let layout = self.config.layouts.get_mut("default").unwrap();
+        layout.distributions.values_mut()
     }
 
     fn publisher(&self) -> Publisher {
@@ -369,8 +377,8 @@ async fn publishes_signed_indices_to_every_replica() {
     let s = w.publish().await;
     assert_eq!(s.generations, vec![2]);
     assert_eq!(
-        s.indices, 2,
-        "Packages and Packages.gz of stable/main/amd64"
+        s.indices, 3,
+        "Packages, Packages.gz and Packages.xz of stable/main/amd64"
     );
     assert_eq!(
         w.primary.get("dists/testing/InRelease").await.unwrap().0,
@@ -827,18 +835,31 @@ async fn a_release_with_valid_until_is_signed_again_before_it_expires() {
 }
 
 /// `Packages` of one index on the primary, as published now.
-async fn packages(w: &World, path: &str) -> (String, Vec<u8>) {
-    let (raw, _) = w
-        .primary
-        .get(&format!("dists/stable/{path}"))
-        .await
-        .unwrap();
-    let (gz, _) = w
-        .primary
-        .get(&format!("dists/stable/{path}.gz"))
-        .await
-        .unwrap();
-    (String::from_utf8(raw.to_vec()).unwrap(), gz.to_vec())
+/// An index of stable on the primary: its text, `.gz` and `.xz`.
+async fn packages(w: &World, path: &str) -> (String, Vec<u8>, Vec<u8>) {
+    let get = |p: String| async move { w.primary.get(&p).await.unwrap().0.to_vec() };
+    let raw = get(format!("dists/stable/{path}")).await;
+    let gz = get(format!("dists/stable/{path}.gz")).await;
+    let xz = get(format!("dists/stable/{path}.xz")).await;
+    (String::from_utf8(raw).unwrap(), gz, xz)
+}
+
+/// What apt's own reader (the one behind `apt-get update`) makes of a
+/// compressed index.
+fn apt_reads(w: &World, name: &str, body: &[u8]) -> Vec<u8> {
+    let file = w.dir.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    let out = Command::new("/usr/lib/apt/apt-helper")
+        .arg("cat-file")
+        .arg(&file)
+        .output()
+        .expect("apt-helper is installed with apt");
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 #[tokio::test]
@@ -862,7 +883,7 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
     }
     publisher().run().await.unwrap();
     let path = "main/binary-amd64/Packages";
-    let (before, before_gz) = packages(&w, path).await;
+    let (before, before_gz, before_xz) = packages(&w, path).await;
     let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
         .await
         .unwrap();
@@ -879,8 +900,8 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
     }
     w.request("drop-n", r#"{"action":"unlink","bundle":"pkg-n","version":"all","component":"main","distribution":"stable"}"#).await;
     let s = publisher().run().await.unwrap();
-    assert_eq!(s.indices, 2, "Packages and Packages.gz of amd64 only");
-    let (after, after_gz) = packages(&w, path).await;
+    assert_eq!(s.indices, 3, "Packages, .gz and .xz of amd64 only");
+    let (after, after_gz, after_xz) = packages(&w, path).await;
 
     // apt's view: every bucket serves the new set, Packages.gz decompressing
     // to Packages (checked by client_view).
@@ -901,8 +922,9 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
     sorted.dedup();
     assert_eq!(filenames, sorted);
 
-    // Untouched segments are the same bytes, compressed ones included: the
-    // segment of pkg-j and pkg-l was neither re-rendered nor recompressed.
+    // Untouched segments are the same bytes, compressed ones included (gzip
+    // members, xz blocks after the 12-byte stream header): the segment of
+    // pkg-j and pkg-l was neither re-rendered nor recompressed.
     let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
         .await
         .unwrap();
@@ -919,14 +941,17 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
         (
             segs[..i].iter().map(|x| x.raw).sum::<u64>() as usize,
             segs[..i].iter().map(|x| x.gz).sum::<u64>() as usize,
+            12 + segs[..i].iter().map(|x| x.xz.div_ceil(4) * 4).sum::<u64>() as usize,
         )
     };
     for s in kept {
-        let (r0, g0) = offsets(&old_segments, s);
-        let (r1, g1) = offsets(new_segments, s);
-        let (r, g) = (s.raw as usize, s.gz as usize);
+        let (r0, g0, x0) = offsets(&old_segments, s);
+        let (r1, g1, x1) = offsets(new_segments, s);
+        let (r, g, x) = (s.raw as usize, s.gz as usize, s.xz as usize);
+        assert!(x > 0, "{s:?}");
         assert_eq!(before[r0..r0 + r], after[r1..r1 + r]);
         assert_eq!(before_gz[g0..g0 + g], after_gz[g1..g1 + g]);
+        assert_eq!(before_xz[x0..x0 + x], after_xz[x1..x1 + x]);
         assert!(after[r1..].starts_with(&format!("Package: {}", &s.name[..5])));
     }
     // Several gzip members: a single-member reader stops after the first.
@@ -934,20 +959,10 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&after_gz[..]), &mut first)
         .unwrap();
     assert!(first.len() < after.len());
-    // apt's own reader (the one behind `apt-get update`) reads them all.
-    let file = w.dir.path().join("Packages.gz");
-    std::fs::write(&file, &after_gz).unwrap();
-    let out = Command::new("/usr/lib/apt/apt-helper")
-        .arg("cat-file")
-        .arg(&file)
-        .output()
-        .expect("apt-helper is installed with apt");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.stdout == after.as_bytes(), "apt reads the same index");
+    // apt reads them all, and reads the one xz stream of many blocks whole.
+    assert!(apt_reads(&w, "Packages.gz", &after_gz) == after.as_bytes());
+    assert!(apt_reads(&w, "Packages.xz", &after_xz) == after.as_bytes());
+    assert!(new_segments.len() > 1 && after_xz.len() < after.len());
 
     // Rebuilt from scratch (no segments known), the index is the same.
     let mut fresh = state.clone();
@@ -963,7 +978,7 @@ async fn an_index_of_many_segments_rebuilds_only_what_changed() {
         .await
         .unwrap();
     publisher().run().await.unwrap();
-    let (again, _) = packages(&w, path).await;
+    let (again, _, _) = packages(&w, path).await;
     assert_eq!(
         again
             .split("\n\n")
@@ -982,14 +997,7 @@ async fn an_architecture_that_leaves_the_layout_and_returns_is_rebuilt_whole() {
     w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
     w.publish().await;
     let full = w.config.clone();
-    for d in w
-        .config
-        .layouts
-        .get_mut("default")
-        .unwrap()
-        .distributions
-        .values_mut()
-    {
+    for d in w.distributions() {
         d.architectures.retain(|a| a != "arm64");
     }
     // Linked while arm64 is out of the layout: no change is recorded for it.
@@ -1067,5 +1075,90 @@ async fn the_public_key_is_written_when_missing_or_new_and_left_alone_otherwise(
         };
         let base = w.dir.path().join(dir).join("dists/stable");
         gpgv(&keyring, &[&base.join("InRelease")]);
+    }
+}
+
+#[tokio::test]
+async fn xz_indices_come_and_go_with_the_configuration() {
+    let mut w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let xz = "dists/stable/main/binary-amd64/Packages.xz";
+    let listed = |view: &View| {
+        release_files(&view.release)
+            .into_keys()
+            .filter(|p| p.ends_with(".xz"))
+            .count()
+    };
+    let by_hash = |body: &[u8]| {
+        let sha = raptr_formats::hash::Digests::of(body).sha256;
+        format!("dists/stable/main/binary-amd64/by-hash/SHA256/{sha}")
+    };
+    let (first_xz, _) = w.primary.get(xz).await.unwrap();
+    let first_by_hash = by_hash(&first_xz);
+    for (who, dists) in w.views().await {
+        // amd64, arm64 and source of main: client_view decoded each.
+        assert_eq!(listed(&dists["stable"]), 3, "{who}");
+        assert_eq!(listed(&dists["testing"]), 0, "{who}");
+    }
+
+    // Turned off: out of the Release at once, deleted after the grace period.
+    for d in w.distributions() {
+        d.xz = false;
+    }
+    let s = w.publish().await;
+    assert_eq!(s.indices, 0, "nothing else changed");
+    for (who, dists) in w.views().await {
+        assert_eq!(listed(&dists["stable"]), 0, "{who}");
+    }
+    for (who, store) in w.stores() {
+        assert!(
+            store.head(xz).await.is_ok(),
+            "{who}: kept for the grace period"
+        );
+    }
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    p.run().await.unwrap();
+    for (who, store) in w.stores() {
+        for key in [xz, first_by_hash.as_str()] {
+            assert!(
+                matches!(store.head(key).await, Err(StoreError::NotFound { .. })),
+                "{who}: {key}"
+            );
+        }
+    }
+
+    // Back on: built whole, listed again, and new packages go into it.
+    w.config = config();
+    w.upload("stable", "b2", &bundle("bar", "1.0-1")).await;
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(listed(&dists["stable"]), 3, "{who}");
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages"),
+            [
+                "bar 1.0-1 amd64",
+                "bar-common 1.0-1 all",
+                "foo 1.0-1 amd64",
+                "foo-common 1.0-1 all"
+            ],
+            "{who}"
+        );
+    }
+    for (who, store) in w.stores() {
+        let (body, meta) = store.get(xz).await.unwrap();
+        assert_eq!(
+            meta.content_type.as_deref(),
+            Some("application/x-xz"),
+            "{who}"
+        );
+        let plain = w
+            .primary
+            .get("dists/stable/main/binary-amd64/Packages")
+            .await
+            .unwrap()
+            .0;
+        assert!(apt_reads(&w, "Packages.xz", &body) == plain, "{who}");
     }
 }

@@ -79,7 +79,7 @@ pub async fn client_view(
     let listed = sha256_list(&text);
     assert!(!listed.is_empty(), "{who}: {dist}/InRelease lists nothing");
     // Each compressed index must decompress (every gzip member of it, as
-    // zlib reads them) to its uncompressed form.
+    // zlib reads them; the one xz stream) to its uncompressed form.
     let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, size, sha) in listed {
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
@@ -139,12 +139,19 @@ pub async fn client_view(
         }
     }
     for (path, body) in &bodies {
-        let Some(plain) = path.strip_suffix(".gz") else {
+        let mut out = Vec::new();
+        let plain = if let Some(plain) = path.strip_suffix(".gz") {
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut out)
+                .unwrap_or_else(|e| panic!("{who}: {dist}/{path}: not gzip: {e}"));
+            plain
+        } else if let Some(plain) = path.strip_suffix(".xz") {
+            // One stream, as apt reads it (a second one would be ignored).
+            std::io::Read::read_to_end(&mut liblzma::read::XzDecoder::new(&body[..]), &mut out)
+                .unwrap_or_else(|e| panic!("{who}: {dist}/{path}: not xz: {e}"));
+            plain
+        } else {
             continue;
         };
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut out)
-            .unwrap_or_else(|e| panic!("{who}: {dist}/{path}: not gzip: {e}"));
         if let Some(expected) = bodies.get(plain) {
             assert!(
                 &out == expected,

@@ -49,6 +49,7 @@ pub mod links;
 pub mod segment;
 pub mod state;
 pub mod verify;
+pub mod xz;
 
 use index::ReleaseFields;
 use links::Links;
@@ -174,11 +175,22 @@ async fn put(
 fn content_type(path: &str) -> &'static str {
     if path.ends_with(".gz") {
         "application/gzip"
+    } else if path.ends_with(".xz") {
+        "application/x-xz"
     } else if path.ends_with(".gpg") {
         "application/pgp-signature"
     } else {
         "text/plain; charset=utf-8"
     }
+}
+
+/// The previous generation of an index, as [`Publisher::previous`] finds it.
+#[derive(Debug)]
+struct Prior {
+    raw_key: String,
+    gz_key: String,
+    xz_key: Option<String>,
+    segments: Vec<segment::Segment>,
 }
 
 /// The publisher, over the primary bucket, the table and the replicas.
@@ -415,8 +427,11 @@ impl Publisher {
         let state = &mut held.state;
         // Indices the layout has that are not published yet, or whose
         // segments are unknown (an older state, or an architecture that left
-        // the layout and came back): they are built whole.
+        // the layout and came back), or that lack the `.xz` the layout now
+        // asks for: they are built whole. A `.xz` no longer asked for leaves
+        // the Release, and goes once the grace period is over.
         let mut in_layout: BTreeSet<(String, String)> = BTreeSet::new();
+        let now = (self.now)();
         for (dist, d) in &self.config.primary_layout().distributions {
             for comp in &d.components {
                 for arch in &d.architectures {
@@ -433,8 +448,19 @@ impl Publisher {
                         .segments
                         .get(dist)
                         .is_some_and(|i| i.contains_key(&path));
-                    if !published || !segmented {
+                    let xz_path = format!("{path}.xz");
+                    let sums = state.indices.get_mut(dist);
+                    let has_xz = sums.as_ref().is_some_and(|i| i.contains_key(&xz_path));
+                    if !published || !segmented || d.xz != has_xz {
                         state.dirty.insert(triple(dist, comp, arch));
+                    }
+                    if has_xz && !d.xz {
+                        if let Some(old) = sums.and_then(|i| i.remove(&xz_path)) {
+                            let by_hash = index::by_hash_path(&xz_path, &old.sha256);
+                            for key in [by_hash, xz_path] {
+                                state.superseded.insert(format!("dists/{dist}/{key}"), now);
+                            }
+                        }
                     }
                     in_layout.insert((dist.clone(), path));
                 }
@@ -653,29 +679,34 @@ impl Publisher {
                 index::index_name(arch)
             );
             let gz_path = format!("{path}.gz");
+            let xz_path = d.xz.then(|| format!("{path}.xz"));
             let delta = state.delta.remove(&t).unwrap_or_default();
-            let previous = self.previous(state, dist, &path).await?;
+            let previous = self.previous(state, dist, &path, d.xz).await?;
             if previous.is_some() && delta.is_empty() {
                 // Nothing in it changed (a Release signed again).
                 continue;
             }
-            let staging = (
-                format!("{STAGING}{dist}/{path}"),
-                format!("{STAGING}{dist}/{gz_path}"),
-            );
+            let stage = |p: &str| format!("{STAGING}{dist}/{p}");
+            let (raw_stage, gz_stage) = (stage(&path), stage(&gz_path));
+            let xz_stage = xz_path.as_deref().map(stage);
             let job = segment::Job {
                 store: &self.store,
                 target: self.segment_target,
-                staging: (staging.0.as_str(), staging.1.as_str()),
+                staging: segment::Staging {
+                    raw: &raw_stage,
+                    gz: &gz_stage,
+                    xz: xz_stage.as_deref(),
+                },
                 dist,
                 known: manifests,
             };
             let built = match &previous {
-                Some((raw_key, gz_key, segments)) => {
+                Some(p) => {
                     let prev = segment::Previous {
-                        raw_key,
-                        gz_key,
-                        segments,
+                        raw_key: &p.raw_key,
+                        gz_key: &p.gz_key,
+                        xz_key: p.xz_key.as_deref(),
+                        segments: &p.segments,
                     };
                     segment::incremental(job, arch, prev, &delta).await?
                 }
@@ -703,8 +734,12 @@ impl Publisher {
                 .entry(dist.to_string())
                 .or_default()
                 .insert(path.clone(), built.segments);
-            staged.extend([staging.0.clone(), staging.1.clone()]);
-            for (p, sum, from) in [(path, built.raw, staging.0), (gz_path, built.gz, staging.1)] {
+            let mut files = vec![(path, built.raw, raw_stage), (gz_path, built.gz, gz_stage)];
+            if let (Some(p), Some(sum), Some(from)) = (xz_path, built.xz, xz_stage) {
+                files.push((p, sum, from));
+            }
+            staged.extend(files.iter().map(|(_, _, from)| from.clone()));
+            for (p, sum, from) in files {
                 let sums = state.indices.entry(dist.to_string()).or_default();
                 if let Some(prev) = sums.get(&p) {
                     if prev == &sum {
@@ -733,6 +768,7 @@ impl Publisher {
         }
         for (dist, p, from) in &written {
             let key = format!("dists/{dist}/{p}");
+            state.superseded.remove(&key);
             self.store
                 .copy_as(from, &key, options(content_type(p), CACHE_MUTABLE))
                 .await?;
@@ -762,17 +798,19 @@ impl Publisher {
     }
 
     /// The previous generation of an index (`path`, uncompressed), when
-    /// the state knows its segments and both its by-hash files are in
-    /// place: their keys and the segments. Otherwise the index is built
-    /// from scratch.
+    /// the state knows its segments and its by-hash files are in place
+    /// (the `.xz` too when `xz`): their keys and the segments. Otherwise
+    /// the index is built from scratch.
     async fn previous(
         &self,
         state: &State,
         dist: &str,
         path: &str,
-    ) -> Result<Option<(String, String, Vec<segment::Segment>)>> {
+        xz: bool,
+    ) -> Result<Option<Prior>> {
         let sums = state.indices.get(dist);
         let gz_path = format!("{path}.gz");
+        let xz_path = format!("{path}.xz");
         let (Some(raw), Some(gz), Some(segments)) = (
             sums.and_then(|s| s.get(path)),
             sums.and_then(|s| s.get(&gz_path)),
@@ -780,9 +818,15 @@ impl Publisher {
         ) else {
             return Ok(None);
         };
+        let xz_sum = sums.and_then(|s| s.get(&xz_path));
+        if xz && xz_sum.is_none() {
+            return Ok(None);
+        }
         let raw_total: u64 = segments.iter().map(|s| s.raw).sum();
         let gz_total: u64 = segments.iter().map(|s| s.gz).sum();
-        if raw_total != raw.size || (!segments.is_empty() && gz_total != gz.size) {
+        let records: Vec<(u64, u64)> = segments.iter().map(|s| (s.xz, s.raw)).collect();
+        let xz_wrong = xz && xz_sum.is_some_and(|x| xz::file_size(&records) != x.size);
+        if raw_total != raw.size || (!segments.is_empty() && gz_total != gz.size) || xz_wrong {
             tracing::warn!(
                 dist,
                 path,
@@ -790,9 +834,24 @@ impl Publisher {
             );
             return Ok(None);
         }
-        let raw_key = format!("dists/{dist}/{}", index::by_hash_path(path, &raw.sha256));
-        let gz_key = format!("dists/{dist}/{}", index::by_hash_path(&gz_path, &gz.sha256));
-        for (key, size) in [(&raw_key, raw.size), (&gz_key, gz.size)] {
+        let by_hash = |p: &str, sha: &str| format!("dists/{dist}/{}", index::by_hash_path(p, sha));
+        let mut prior = Prior {
+            raw_key: by_hash(path, &raw.sha256),
+            gz_key: by_hash(&gz_path, &gz.sha256),
+            xz_key: None,
+            segments: segments.clone(),
+        };
+        let mut check = vec![
+            (prior.raw_key.clone(), raw.size),
+            (prior.gz_key.clone(), gz.size),
+        ];
+        if let (true, Some(x)) = (xz, xz_sum) {
+            let key = by_hash(&xz_path, &x.sha256);
+            check.push((key.clone(), x.size));
+            prior.xz_key = Some(key);
+        }
+        for (key, size) in &check {
+            let (key, size) = (key.as_str(), *size);
             match self.store.head(key).await {
                 Ok(m) if m.size == size => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => {
@@ -802,7 +861,7 @@ impl Publisher {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Some((raw_key, gz_key, segments.clone())))
+        Ok(Some(prior))
     }
 
     /// Renders, signs and writes a distribution's Release, Release.gpg and
@@ -825,7 +884,11 @@ impl Publisher {
                     index::index_dir(comp, arch),
                     index::index_name(arch)
                 );
-                for p in [path.clone(), format!("{path}.gz")] {
+                let xz = d.xz.then(|| format!("{path}.xz"));
+                for p in [Some(path.clone()), Some(format!("{path}.gz")), xz]
+                    .into_iter()
+                    .flatten()
+                {
                     if let Some(sum) = state.indices.get(dist).and_then(|i| i.get(&p)) {
                         files.insert(p, sum.clone());
                     }

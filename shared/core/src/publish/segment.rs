@@ -5,9 +5,11 @@
 //! consecutive pool keys (in (directory, file name) order) up to about
 //! [`TARGET`] bytes. Its `.gz` is the same run, each segment compressed as a
 //! gzip member of its own: concatenated members are one valid gzip file,
-//! which apt (zlib) and `zcat` read whole. The state records each segment's
-//! first key and sizes, so the previous generation's by-hash files hold
-//! every segment's bytes at offsets the state can compute.
+//! which apt (zlib) and `zcat` read whole. Its `.xz`, when configured, is
+//! one xz stream with each segment a block of its own ([`super::xz`]). The
+//! state records each segment's first key and sizes, so the previous
+//! generation's by-hash files hold every segment's bytes at offsets the
+//! state can compute.
 //!
 //! A rebuild then keeps the segments no change falls into, byte for byte
 //! (compressed ones included), and renders and compresses only the segments
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use super::index::{self, IndexSum};
-use super::{PublishError, Result};
+use super::{xz, PublishError, Result};
 use crate::manifest::{self, Manifest};
 
 /// Uncompressed bytes after which a segment is closed (the default of
@@ -53,6 +55,13 @@ pub struct Segment {
     /// Its size uncompressed, and the size of its gzip member.
     pub raw: u64,
     pub gz: u64,
+    /// The unpadded size of its xz block; 0 when the index has no `.xz`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub xz: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What changed in one index since it was last written: pool keys linked
@@ -84,12 +93,14 @@ impl Delta {
     }
 }
 
-/// A rebuilt index, staged: its segments and the sums of both files.
+/// A rebuilt index, staged: its segments and the sums of its files.
 #[derive(Debug)]
 pub struct Built {
     pub segments: Vec<Segment>,
     pub raw: IndexSum,
     pub gz: IndexSum,
+    /// When the index has a `.xz`.
+    pub xz: Option<IndexSum>,
 }
 
 /// The previous generation of an index: its by-hash keys and segments.
@@ -97,7 +108,17 @@ pub struct Built {
 pub struct Previous<'a> {
     pub raw_key: &'a str,
     pub gz_key: &'a str,
+    /// Its `.xz`; needed when the new one has one too.
+    pub xz_key: Option<&'a str>,
     pub segments: &'a [Segment],
+}
+
+/// Where an index's files are staged; `xz` only when it has a `.xz`.
+#[derive(Debug, Clone, Copy)]
+pub struct Staging<'a> {
+    pub raw: &'a str,
+    pub gz: &'a str,
+    pub xz: Option<&'a str>,
 }
 
 /// What building one index needs, whole or from its previous generation.
@@ -106,8 +127,8 @@ pub struct Job<'a> {
     pub store: &'a Arc<dyn ObjectStore>,
     /// Uncompressed bytes after which a segment is closed.
     pub target: usize,
-    /// The staging keys of the file and of its `.gz`.
-    pub staging: (&'a str, &'a str),
+    /// The staging keys of the files.
+    pub staging: Staging<'a>,
     pub dist: &'a str,
     /// Manifests this run has read already.
     pub known: &'a Manifests,
@@ -116,8 +137,8 @@ pub struct Job<'a> {
 /// Builds an index from every pool key it lists (in order), rendering each
 /// stanza from its manifest.
 pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
-    let mut sink = Sink::open(job.store, job.staging, None);
-    let mut builder = Builder::new(job.target);
+    let mut sink = Sink::open(job.store, job.staging, None).await?;
+    let mut builder = Builder::new(job.target, job.staging.xz.is_some());
     // A window at a time: its manifests are read concurrently, then its
     // stanzas appended in order. Memory holds one window's manifests.
     for window in keys.chunks(512) {
@@ -125,12 +146,12 @@ pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
         let loaded = load_manifests(job.store, need, job.known).await?;
         for (dir, name) in window {
             let stanza = render(&loaded, job.dist, dir, name)?;
-            if let Some(done) = builder.push(dir, name, &stanza) {
+            if let Some(done) = builder.push(dir, name, &stanza)? {
                 sink.segment(done).await?;
             }
         }
     }
-    if let Some(done) = builder.flush() {
+    if let Some(done) = builder.flush()? {
         sink.segment(done).await?;
     }
     sink.finish().await
@@ -150,6 +171,12 @@ pub async fn incremental(
         dist,
         known,
     } = job;
+    if staging.xz.is_some() && previous.xz_key.is_none() {
+        return Err(PublishError::Refused(format!(
+            "{}: an incremental .xz needs the previous one",
+            staging.raw
+        )));
+    }
     let segments = previous.segments;
     // Which segment each change falls into: the last one starting at or
     // before it (the first one for keys before them all).
@@ -168,9 +195,13 @@ pub async fn incremental(
     let dirs: BTreeSet<String> = delta.added.iter().map(|(d, _)| d.clone()).collect();
     let manifests = load_manifests(store, dirs, known).await?;
 
-    let mut sink = Sink::open(store, staging, Some(&previous));
-    let (mut raw_at, mut gz_at) = (0u64, 0u64);
-    let mut run = Run::default();
+    let mut sink = Sink::open(store, staging, Some(&previous)).await?;
+    // Blocks start after the xz stream header.
+    let (mut raw_at, mut gz_at, mut xz_at) = (0u64, 0u64, xz::header().len() as u64);
+    let mut run = Run {
+        xz_at,
+        ..Run::default()
+    };
     let empty: (Vec<&Key>, BTreeSet<&Key>) = Default::default();
     // With no segment yet, every change goes into a first, empty one.
     let slots = segments.len().max(1);
@@ -182,6 +213,7 @@ pub async fn incremental(
                 // Kept: copied with its unchanged neighbours in one run.
                 run.raw += seg.raw;
                 run.gz += seg.gz;
+                run.xz += xz::padded(seg.xz);
                 sink.segments.push(seg.clone());
             }
             (seg, changes) => {
@@ -220,13 +252,13 @@ pub async fn incremental(
                 // Split into pieces between one and two targets in size.
                 let total: usize = stanzas.iter().map(|(_, s)| s.len() + 2).sum();
                 let pieces = (total / target.max(1)).max(1);
-                let mut builder = Builder::new(total.div_ceil(pieces));
+                let mut builder = Builder::new(total.div_ceil(pieces), staging.xz.is_some());
                 for ((dir, name), stanza) in &stanzas {
-                    if let Some(done) = builder.push(dir, name, stanza) {
+                    if let Some(done) = builder.push(dir, name, stanza)? {
                         sink.segment(done).await?;
                     }
                 }
-                if let Some(done) = builder.flush() {
+                if let Some(done) = builder.flush()? {
                     sink.segment(done).await?;
                 }
             }
@@ -234,9 +266,10 @@ pub async fn incremental(
         if let Some(seg) = seg {
             raw_at += seg.raw;
             gz_at += seg.gz;
+            xz_at += xz::padded(seg.xz);
         }
         if run.raw == 0 && run.gz == 0 {
-            (run.raw_at, run.gz_at) = (raw_at, gz_at);
+            (run.raw_at, run.gz_at, run.xz_at) = (raw_at, gz_at, xz_at);
         }
     }
     run.keep(&mut sink).await?;
@@ -251,17 +284,23 @@ struct Run {
     raw: u64,
     gz_at: u64,
     gz: u64,
+    xz_at: u64,
+    xz: u64,
 }
 
 impl Run {
-    /// Keeps the run (if any) in both files and starts an empty one.
+    /// Keeps the run (if any) in every file and starts an empty one.
     async fn keep(&mut self, sink: &mut Sink) -> Result<()> {
         if self.raw > 0 || self.gz > 0 {
             sink.raw.keep(self.raw_at, self.raw).await?;
             sink.gz.keep(self.gz_at, self.gz).await?;
+            if let Some(xz) = sink.xz.as_mut() {
+                xz.keep(self.xz_at, self.xz).await?;
+            }
         }
         self.raw = 0;
         self.gz = 0;
+        self.xz = 0;
         Ok(())
     }
 }
@@ -284,22 +323,26 @@ fn render(
 /// Collects stanzas into segments of about `limit` bytes.
 struct Builder {
     limit: usize,
+    /// Whether segments are also compressed as xz blocks.
+    xz: bool,
     text: String,
     first: Option<Key>,
     count: u32,
 }
 
-/// A finished segment with both its forms.
+/// A finished segment in each of its forms.
 struct Done {
     segment: Segment,
     raw: Bytes,
     gz: Bytes,
+    xz: Option<Bytes>,
 }
 
 impl Builder {
-    fn new(limit: usize) -> Builder {
+    fn new(limit: usize, xz: bool) -> Builder {
         Builder {
             limit,
+            xz,
             text: String::new(),
             first: None,
             count: 0,
@@ -308,7 +351,7 @@ impl Builder {
 
     /// Adds a stanza (a blank line follows each); returns the segment it
     /// closed, if any.
-    fn push(&mut self, dir: &str, name: &str, stanza: &str) -> Option<Done> {
+    fn push(&mut self, dir: &str, name: &str, stanza: &str) -> Result<Option<Done>> {
         if self.first.is_none() {
             self.first = Some((dir.to_string(), name.to_string()));
         }
@@ -321,53 +364,77 @@ impl Builder {
         if self.text.len() >= self.limit {
             self.flush()
         } else {
-            None
+            Ok(None)
         }
     }
 
-    fn flush(&mut self) -> Option<Done> {
-        let (dir, name) = self.first.take()?;
+    fn flush(&mut self) -> Result<Option<Done>> {
+        let Some((dir, name)) = self.first.take() else {
+            return Ok(None);
+        };
         let raw = std::mem::take(&mut self.text);
         let gz = index::gzip(raw.as_bytes());
+        let block = if self.xz {
+            let b = xz::block(raw.as_bytes())
+                .map_err(|e| PublishError::Refused(format!("segment at {dir}/{name}: {e}")))?;
+            Some(b)
+        } else {
+            None
+        };
         let segment = Segment {
             dir,
             name,
             count: std::mem::take(&mut self.count),
             raw: raw.len() as u64,
             gz: gz.len() as u64,
+            xz: block.as_ref().map_or(0, |b| b.unpadded),
         };
-        Some(Done {
+        Ok(Some(Done {
             segment,
             raw: Bytes::from(raw),
             gz: Bytes::from(gz),
-        })
+            xz: block.map(|b| Bytes::from(b.bytes)),
+        }))
     }
 }
 
-/// Both files of an index on their way to their staging objects.
+/// The files of an index on their way to their staging objects.
 struct Sink {
     raw: Upload,
     gz: Upload,
+    xz: Option<Upload>,
     segments: Vec<Segment>,
 }
 
 impl Sink {
-    /// Both uploads, composed from the previous files if given.
-    fn open(
+    /// The uploads, composed from the previous files if given.
+    async fn open(
         store: &Arc<dyn ObjectStore>,
-        (raw, gz): (&str, &str),
+        staging: Staging<'_>,
         previous: Option<&Previous<'_>>,
-    ) -> Sink {
-        Sink {
-            raw: Upload::open(store, raw, previous.map(|p| p.raw_key)),
-            gz: Upload::open(store, gz, previous.map(|p| p.gz_key)),
+    ) -> Result<Sink> {
+        let xz = match staging.xz {
+            Some(key) => {
+                let mut up = Upload::open(store, key, previous.and_then(|p| p.xz_key));
+                up.write(Bytes::copy_from_slice(&xz::header())).await?;
+                Some(up)
+            }
+            None => None,
+        };
+        Ok(Sink {
+            raw: Upload::open(store, staging.raw, previous.map(|p| p.raw_key)),
+            gz: Upload::open(store, staging.gz, previous.map(|p| p.gz_key)),
+            xz,
             segments: Vec::new(),
-        }
+        })
     }
 
     async fn segment(&mut self, done: Done) -> Result<()> {
         self.raw.write(done.raw).await?;
         self.gz.write(done.gz).await?;
+        if let (Some(up), Some(block)) = (self.xz.as_mut(), done.xz) {
+            up.write(block).await?;
+        }
         self.segments.push(done.segment);
         Ok(())
     }
@@ -377,13 +444,25 @@ impl Sink {
             // An empty index still needs a valid gzip file.
             self.gz.write(Bytes::from(index::gzip(b""))).await?;
         }
-        // Both ends first, so that the two files are synced side by side.
+        if let Some(up) = self.xz.as_mut() {
+            let records = self.segments.iter().map(|s| (s.xz, s.raw));
+            up.write(Bytes::from(xz::tail(records))).await?;
+        }
+        // Every end first, so that the files are synced side by side.
         self.raw.end().await?;
         self.gz.end().await?;
+        if let Some(up) = self.xz.as_mut() {
+            up.end().await?;
+        }
+        let xz = match self.xz {
+            Some(up) => Some(up.stored().await?),
+            None => None,
+        };
         Ok(Built {
             segments: self.segments,
             raw: self.raw.stored().await?,
             gz: self.gz.stored().await?,
+            xz,
         })
     }
 }
@@ -578,11 +657,14 @@ mod tests {
 
     #[test]
     fn builder_closes_segments_at_the_limit() {
-        let mut b = Builder::new(40);
-        assert!(b.push("d", "a", "Package: a\nFilename: d/a\n").is_none());
-        let done = b
-            .push("d", "b", "Package: b\nFilename: d/b")
-            .expect("closed");
+        let mut b = Builder::new(40, true);
+        assert!(matches!(
+            b.push("d", "a", "Package: a\nFilename: d/a\n"),
+            Ok(None)
+        ));
+        let Ok(Some(done)) = b.push("d", "b", "Package: b\nFilename: d/b") else {
+            panic!("the segment closes at the limit");
+        };
         assert_eq!(done.segment.count, 2);
         assert_eq!(
             (done.segment.dir.as_str(), done.segment.name.as_str()),
@@ -594,6 +676,8 @@ mod tests {
         );
         assert_eq!(done.segment.raw, done.raw.len() as u64);
         assert_eq!(done.segment.gz, done.gz.len() as u64);
-        assert!(b.flush().is_none());
+        let block = done.xz.as_ref().map(|b| b.len() as u64);
+        assert_eq!(block, Some(xz::padded(done.segment.xz)));
+        assert!(matches!(b.flush(), Ok(None)));
     }
 }
