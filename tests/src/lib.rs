@@ -166,6 +166,7 @@ impl Dispatcher {
                 path_style,
             },
             owner: format!("raptr-dispatch:{}", std::process::id()),
+            lease: raptr_publish::lease_from_env().map_err(DispatchError::Publish)?,
         };
         Ok(Dispatcher {
             target,
@@ -196,6 +197,15 @@ impl Dispatcher {
     /// Hands every event queued now to the ingest function, ten messages a
     /// batch, then runs the publish function once (the journal's wake-up).
     pub async fn round(&self) -> Result<Round, DispatchError> {
+        let mut round = self.ingest().await?;
+        round.publish = self.invoke(stream_event(&self.target.table)).await?;
+        Ok(round)
+    }
+
+    /// Hands every event queued now to the ingest function, ten messages a
+    /// batch, and nothing more: the publish function is left to whoever
+    /// runs it.
+    pub async fn ingest(&self) -> Result<Round, DispatchError> {
         let mut round = Round::default();
         loop {
             let got = self
@@ -247,7 +257,6 @@ impl Dispatcher {
                     })?;
             }
         }
-        round.publish = self.invoke(stream_event(&self.target.table)).await?;
         Ok(round)
     }
 

@@ -14,11 +14,11 @@ use std::process::{Command, Output};
 
 use raptr_aws::{emulator_config, s3_client, S3Store};
 use raptr_core::config::{Config, Replica, SigningKey};
-use raptr_core::signing;
+use raptr_core::signing::{self, Signer};
 use raptr_e2e::{Dispatcher, Round, Target};
 use raptr_emulator::{Emulator, Names, REGION};
 use raptr_store::{ObjectStore, PutOptions};
-use raptr_testkit::apt::Sandbox;
+use raptr_testkit::apt::{client_view, Sandbox};
 use raptr_testkit::{deb, deb_name, source_package, File};
 use serde_json::Value;
 
@@ -38,6 +38,7 @@ struct Stack {
     /// (name, bucket, store)
     replicas: Vec<(String, String, S3Store)>,
     public_gpg: Vec<u8>,
+    signer: Signer,
     tmp: tempfile::TempDir,
 }
 
@@ -136,6 +137,7 @@ async fn stack(tag: &str) -> Stack {
         dispatcher,
         replicas,
         public_gpg: signer.public_gpg().to_vec(),
+        signer,
         tmp: tempfile::tempdir().unwrap(),
     }
 }
@@ -447,4 +449,146 @@ async fn apt_refuses_tampering_and_fetches_by_hash() {
     assert!(t.contains("BADSIG") || t.contains("invalid"), "{t}");
     let t = text(&apt.apt_get(&["download", "hello"], &work));
     assert!(t.contains("Unable to locate package hello"), "{t}");
+}
+
+/// The lease of a publisher process in [`a_publisher_killed_at_random_points_never_breaks_apt`].
+const KILL_LEASE_SECONDS: u64 = 2;
+
+impl Stack {
+    /// The publish function as a process of its own (`raptr-dispatch
+    /// --invoke`), with a short lease so that a killed one is replaced soon.
+    fn publisher_process(&self) -> std::process::Child {
+        let target = self.dispatcher.target();
+        Command::new(env!("CARGO_BIN_EXE_raptr-dispatch"))
+            .envs(self.emu.env())
+            .env("RAPTR_BUCKET", &target.bucket)
+            .env("RAPTR_TABLE", &target.table)
+            .env("RAPTR_QUEUE", &target.queue)
+            .env("RAPTR_LEASE_SECONDS", KILL_LEASE_SECONDS.to_string())
+            .env("RUST_LOG", "warn")
+            .args(["--invoke", r#"{"raptr": "publish"}"#])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("raptr-dispatch runs")
+    }
+
+    /// Every replica as apt sees `dist`: `apt-get update` without a warning,
+    /// and every index the Release lists, and every pool file they name,
+    /// present with its hash. Returns each replica's amd64 packages.
+    async fn apt_on_every_replica(&self, dist: &str, step: &str) -> Vec<Vec<String>> {
+        let verify = |t: &str| self.signer.verify_clear(t).map_err(|e| e.to_string());
+        let mut out = Vec::new();
+        for (name, bucket, store) in &self.replicas {
+            let who = format!("{step}: replica {name}, {dist}");
+            let (apt, work) = self.apt(name, bucket, dist);
+            update_cleanly(&apt, &work, &who);
+            let view = client_view(store, &verify, dist, &who)
+                .await
+                .unwrap_or_else(|| panic!("{who}: no InRelease"));
+            out.push(raptr_testkit::apt::lines(
+                &view,
+                "main/binary-amd64/Packages",
+            ));
+        }
+        out
+    }
+}
+
+/// A small generator of kill points (xorshift), seeded from the clock; a
+/// failure names every kill point so far.
+fn next_random(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// The publisher, as a process, killed (SIGKILL) at a random point of each
+/// of several publishes while promotions and unlinks keep coming: after
+/// every kill apt updates cleanly from every replica and finds every file
+/// the indices name; then one more run converges on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_killed_at_random_points_never_breaks_apt() {
+    let s = stack("kill").await;
+    s.upload("testing/main", "build-1", &bundle());
+    s.dispatch().await;
+    let link = |dist: &str, action: &str| {
+        format!(
+            r#"{{"action": "{action}", "bundle": "hello", "version": "{VERSION}", "component": "main", "distribution": "{dist}"}}"#
+        )
+    };
+    // How long a whole publish takes here, as a process: the range the
+    // kill points are drawn from.
+    s.request("measure.json", &link("stable", "link"));
+    s.dispatcher.ingest().await.unwrap();
+    let started = std::time::Instant::now();
+    let out = s.publisher_process().wait_with_output().unwrap();
+    let whole = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    let hello = [
+        "hello 1:2.0+dfsg~rc1-1 amd64",
+        "hello-doc 1:2.0+dfsg~rc1-1 all",
+    ];
+    for seen in s.apt_on_every_replica("stable", "measured").await {
+        assert_eq!(seen, hello);
+    }
+
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut kills = Vec::new();
+    const ROUNDS: u32 = 6;
+    for round in 1..=ROUNDS {
+        // Unlink, link, unlink, ... from stable, and the same in testing
+        // in the opposite phase: every publish has work on both.
+        let (stable, testing) = if round % 2 == 1 {
+            ("unlink", "link")
+        } else {
+            ("link", "unlink")
+        };
+        s.request(&format!("stable-{round}.json"), &link("stable", stable));
+        s.request(&format!("testing-{round}.json"), &link("testing", testing));
+        s.dispatcher.ingest().await.unwrap();
+        // One point in each sixth of the run: early, late and between.
+        let within = (next_random(&mut seed) % 1000) as f64 / 1000.0;
+        let at = whole.mul_f64((f64::from(round - 1) + within) / f64::from(ROUNDS));
+        kills.push(at);
+        let step =
+            format!("round {round}, killed after {at:?} of {whole:?}; kills so far {kills:?}");
+        let mut child = s.publisher_process();
+        tokio::time::sleep(at).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        // Old or new, but whole, everywhere.
+        for dist in ["stable", "testing"] {
+            for seen in s.apt_on_every_replica(dist, &step).await {
+                assert!(seen.is_empty() || seen == hello, "{step}: {dist}: {seen:?}");
+            }
+        }
+        // The dead publisher's lease runs out before the next one starts.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            KILL_LEASE_SECONDS * 1000 + 300,
+        ))
+        .await;
+    }
+    // The last round linked hello in stable and unlinked it from testing.
+    let round = s.dispatch().await;
+    let p = &round.publish["publish"];
+    assert!(p["replicas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|r| r["generation"] == p["generation"]));
+    for (dist, expected) in [("stable", &hello[..]), ("testing", &[][..])] {
+        for seen in s.apt_on_every_replica(dist, "converged").await {
+            assert_eq!(seen, expected, "{dist}, after kills at {kills:?}");
+        }
+    }
+    let (apt, work) = s.apt("eu", &s.replicas[0].1, "stable");
+    update_cleanly(&apt, &work, "converged");
+    ok(apt.apt_get(&["download", "hello"], &work), "converged");
 }

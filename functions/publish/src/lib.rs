@@ -19,6 +19,7 @@
 //! state the publisher keeps makes the retry converge.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use raptr_core::config::{Config, SigningKey};
 use raptr_core::ingest::Ingest;
@@ -105,6 +106,24 @@ pub struct Handler {
     pub aws: Aws,
     /// Names this execution environment in the lease.
     pub owner: String,
+    /// How long the lease lasts unless renewed (the publisher's five
+    /// minutes when `None`); see [`lease_from_env`].
+    pub lease: Option<Duration>,
+}
+
+/// The lease length `RAPTR_LEASE_SECONDS` sets, if it is set. A publisher
+/// that dies holds the lease this long, so the next run waits this long; a
+/// live one renews it at its commits once half of it has run out.
+pub fn lease_from_env() -> Result<Option<Duration>, String> {
+    let Ok(text) = std::env::var("RAPTR_LEASE_SECONDS") else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+        _ => Err(format!(
+            "RAPTR_LEASE_SECONDS={text:?}: expected a whole number of seconds, at least 1"
+        )),
+    }
 }
 
 /// A failure worth a retry (or a configuration to fix): the message names
@@ -154,14 +173,18 @@ impl Handler {
     /// The publisher of this repository, as configured now.
     pub async fn publisher(&self, config: &Config) -> Result<Publisher, HandlerError> {
         let signer = self.signer(config).await?;
-        Ok(Publisher::new(
+        let mut publisher = Publisher::new(
             self.store.clone(),
             self.table.clone(),
             config.clone(),
             Arc::new(signer),
             self.replicas(config),
             self.owner.clone(),
-        ))
+        );
+        if let Some(lease) = self.lease {
+            publisher.lease_ttl = lease;
+        }
+        Ok(publisher)
     }
 
     /// Handles one invocation; the answer summarises what was done.

@@ -1,11 +1,12 @@
 //! The publish Lambda function. Environment: `RAPTR_BUCKET` (the primary
-//! bucket), `RAPTR_TABLE` (the DynamoDB table, default `raptr`), and the
-//! standard AWS variables. Logs are JSON lines (`RUST_LOG` filters them).
+//! bucket), `RAPTR_TABLE` (the DynamoDB table, default `raptr`),
+//! `RAPTR_LEASE_SECONDS` (optional), and the standard AWS variables. Logs
+//! are JSON lines (`RUST_LOG` filters them).
 
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use raptr_publish::{Aws, Handler};
+use raptr_publish::{lease_from_env, Aws, Handler};
 use serde_json::Value;
 
 #[tokio::main]
@@ -21,6 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .init();
     let bucket = std::env::var("RAPTR_BUCKET")
         .map_err(|_| "RAPTR_BUCKET is not set: it names the repository's primary bucket")?;
+    let lease = lease_from_env()?;
     let (store, table) = raptr_aws::repository(&bucket).await;
     let handler = Handler {
         bucket,
@@ -35,6 +37,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into()),
             std::process::id()
         ),
+        lease,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let handler = handler.clone();

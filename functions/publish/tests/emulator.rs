@@ -119,6 +119,7 @@ async fn env(tag: &str) -> Env {
             path_style: true,
         },
         owner: format!("test-{tag}"),
+        lease: None,
     };
     Env {
         store,

@@ -1,7 +1,8 @@
 //! `raptr-dispatch`: delivers an emulator's S3 events to raptr's ingest and
 //! publish functions in-process (what Lambda's triggers do in AWS). The
 //! endpoint and credentials come from the standard AWS environment
-//! (`AWS_ENDPOINT_URL`, ...), as for the AWS CLI.
+//! (`AWS_ENDPOINT_URL`, ...), as for the AWS CLI; `RAPTR_LEASE_SECONDS`
+//! sets the publish lease as for the function.
 //!
 //!     raptr-dispatch                 # handle what is queued, publish, exit
 //!     raptr-dispatch --watch         # keep doing so until interrupted
