@@ -1162,3 +1162,65 @@ async fn xz_indices_come_and_go_with_the_configuration() {
         assert!(apt_reads(&w, "Packages.xz", &body) == plain, "{who}");
     }
 }
+
+#[tokio::test]
+async fn segments_left_small_by_unlinks_take_in_their_neighbours() {
+    let w = world();
+    // About four stanzas a segment.
+    let target = 2000;
+    let publisher = || {
+        let mut p = w.publisher();
+        p.segment_target = target;
+        p
+    };
+    let names: Vec<String> = (b'a'..=b'l')
+        .map(|c| format!("pkg-{}", c as char))
+        .collect();
+    for name in &names {
+        let files = vec![(
+            deb_name(name, "1.0-1", "amd64"),
+            deb(name, "1.0-1", "amd64", None, name),
+        )];
+        w.upload("stable", name, &files).await;
+    }
+    publisher().run().await.unwrap();
+    let path = "main/binary-amd64/Packages";
+    let segments =
+        |state: &raptr_core::publish::state::State| state.segments["stable"][path].clone();
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let before = segments(&state);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // Every package but the first and the last two leaves.
+    for name in &names[1..names.len() - 2] {
+        let body = format!(
+            r#"{{"action":"unlink","bundle":"{name}","version":"all","component":"main","distribution":"stable"}}"#
+        );
+        w.request(&format!("drop-{name}"), &body).await;
+    }
+    publisher().run().await.unwrap();
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let after = segments(&state);
+    // Three stanzas are left. Without merging, pkg-a would stay alone in
+    // its segment (a stanza is about 620 bytes, under half the target) and
+    // pkg-k and pkg-l in theirs; merged, they make one segment.
+    let counts: Vec<u32> = after.iter().map(|s| s.count).collect();
+    assert_eq!(counts, [3], "{before:?} → {after:?}");
+    let (text, _, _) = packages(&w, path).await;
+    assert_eq!(after.iter().map(|s| s.raw).sum::<u64>(), text.len() as u64);
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], path),
+            [
+                "pkg-a 1.0-1 amd64",
+                "pkg-k 1.0-1 amd64",
+                "pkg-l 1.0-1 amd64"
+            ],
+            "{who}"
+        );
+    }
+}

@@ -13,7 +13,9 @@
 //!
 //! A rebuild then keeps the segments no change falls into, byte for byte
 //! (compressed ones included), and renders and compresses only the segments
-//! a change touches. Each file is composed by the store
+//! a change touches (and, when what is left of one is under half the
+//! target, the segments after it until it is not, so that segments do not
+//! dwindle as packages are unlinked). Each file is composed by the store
 //! ([`ObjectStore::put_composed`]) from ranges of the previous one and the
 //! new segments, into a staging object: the local store copies the ranges
 //! itself, S3's adapter streams them through; either hashes the result.
@@ -205,72 +207,83 @@ pub async fn incremental(
     let empty: (Vec<&Key>, BTreeSet<&Key>) = Default::default();
     // With no segment yet, every change goes into a first, empty one.
     let slots = segments.len().max(1);
-    for i in 0..slots {
-        let seg = segments.get(i);
-        let changes = touched.get(&i);
-        match (seg, changes) {
-            (Some(seg), None) => {
-                // Kept: copied with its unchanged neighbours in one run.
-                run.raw += seg.raw;
-                run.gz += seg.gz;
-                run.xz += xz::padded(seg.xz);
-                sink.segments.push(seg.clone());
-            }
-            (seg, changes) => {
-                run.keep(&mut sink).await?;
-                let (added, removed) = changes.unwrap_or(&empty);
-                let text = match seg {
-                    Some(seg) => read_segment(store, previous.raw_key, raw_at, seg.raw).await?,
-                    None => String::new(),
-                };
-                let mut stanzas: Vec<(Key, std::borrow::Cow<'_, str>)> =
-                    Vec::with_capacity(seg.map_or(0, |s| s.count as usize) + added.len());
-                for (key, range) in index::parse_stanzas(&text, arch) {
-                    let Some((dir, name)) = key.rsplit_once('/') else {
-                        continue;
-                    };
-                    let key = (dir.to_string(), name.to_string());
-                    if !removed.contains(&key) {
-                        stanzas.push((key, text[range].into()));
-                    }
-                }
-                for (dir, name) in added {
-                    let stanza = render(&manifests, dist, dir, name)?;
-                    stanzas.push(((dir.clone(), name.clone()), stanza.into()));
-                }
-                // The stable sort keeps an old stanza before a new one of the
-                // same key; the new one wins.
-                stanzas.sort_by(|a, b| a.0.cmp(&b.0));
-                stanzas.dedup_by(|later, earlier| {
-                    if later.0 == earlier.0 {
-                        std::mem::swap(later, earlier);
-                        true
-                    } else {
-                        false
-                    }
-                });
-                // Split into pieces between one and two targets in size.
-                let total: usize = stanzas.iter().map(|(_, s)| s.len() + 2).sum();
-                let pieces = (total / target.max(1)).max(1);
-                let mut builder = Builder::new(total.div_ceil(pieces), staging.xz.is_some());
-                for ((dir, name), stanza) in &stanzas {
-                    if let Some(done) = builder.push(dir, name, stanza)? {
-                        sink.segment(done).await?;
-                    }
-                }
-                if let Some(done) = builder.flush()? {
-                    sink.segment(done).await?;
-                }
-            }
-        }
-        if let Some(seg) = seg {
+    let mut i = 0;
+    while i < slots {
+        if let (Some(seg), None) = (segments.get(i), touched.get(&i)) {
+            // Kept: copied with its unchanged neighbours in one run.
+            run.raw += seg.raw;
+            run.gz += seg.gz;
+            run.xz += xz::padded(seg.xz);
+            sink.segments.push(seg.clone());
             raw_at += seg.raw;
             gz_at += seg.gz;
             xz_at += xz::padded(seg.xz);
+            i += 1;
+            continue;
         }
-        if run.raw == 0 && run.gz == 0 {
-            (run.raw_at, run.gz_at, run.xz_at) = (raw_at, gz_at, xz_at);
+        run.keep(&mut sink).await?;
+        // Rebuilt: its stanzas less those removed, plus those added. Under
+        // half the target, it takes in the next segment too (and so on),
+        // so that segments do not dwindle as packages leave.
+        let mut stanzas: Vec<(Key, String)> = Vec::new();
+        let mut total = 0usize;
+        loop {
+            let seg = segments.get(i);
+            let (added, removed) = touched.get(&i).unwrap_or(&empty);
+            let text = match seg {
+                Some(seg) => read_segment(store, previous.raw_key, raw_at, seg.raw).await?,
+                None => String::new(),
+            };
+            for (key, range) in index::parse_stanzas(&text, arch) {
+                let Some((dir, name)) = key.rsplit_once('/') else {
+                    continue;
+                };
+                let key = (dir.to_string(), name.to_string());
+                if !removed.contains(&key) {
+                    total += range.len() + 2;
+                    stanzas.push((key, text[range].to_string()));
+                }
+            }
+            for (dir, name) in added {
+                let stanza = render(&manifests, dist, dir, name)?;
+                total += stanza.len() + 2;
+                stanzas.push(((dir.clone(), name.clone()), stanza));
+            }
+            if let Some(seg) = seg {
+                raw_at += seg.raw;
+                gz_at += seg.gz;
+                xz_at += xz::padded(seg.xz);
+            }
+            i += 1;
+            if total >= target / 2 || i >= segments.len() {
+                break;
+            }
         }
+        // The stable sort keeps an old stanza before a new one of the same
+        // key; the new one wins.
+        stanzas.sort_by(|a, b| a.0.cmp(&b.0));
+        stanzas.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                std::mem::swap(later, earlier);
+                true
+            } else {
+                false
+            }
+        });
+        // Split into pieces between one and two targets in size.
+        let total: usize = stanzas.iter().map(|(_, s)| s.len() + 2).sum();
+        let pieces = (total / target.max(1)).max(1);
+        let mut builder = Builder::new(total.div_ceil(pieces), staging.xz.is_some());
+        for ((dir, name), stanza) in &stanzas {
+            if let Some(done) = builder.push(dir, name, stanza)? {
+                sink.segment(done).await?;
+            }
+        }
+        if let Some(done) = builder.flush()? {
+            sink.segment(done).await?;
+        }
+        // The next run of kept segments starts here.
+        (run.raw_at, run.gz_at, run.xz_at) = (raw_at, gz_at, xz_at);
     }
     run.keep(&mut sink).await?;
     sink.finish().await
