@@ -1108,6 +1108,14 @@ async fn xz_indices_come_and_go_with_the_configuration() {
     }
     let s = w.publish().await;
     assert_eq!(s.indices, 0, "nothing else changed");
+    // A change while it is off: the state keeps no block sizes.
+    w.upload("stable", "b0", &bundle("baz", "1.0-1")).await;
+    w.publish().await;
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let amd64 = &state.segments["stable"]["main/binary-amd64/Packages"];
+    assert!(amd64.iter().all(|s| s.xz == 0), "{amd64:?}");
     for (who, dists) in w.views().await {
         assert_eq!(listed(&dists["stable"]), 0, "{who}");
     }
@@ -1140,6 +1148,8 @@ async fn xz_indices_come_and_go_with_the_configuration() {
             [
                 "bar 1.0-1 amd64",
                 "bar-common 1.0-1 all",
+                "baz 1.0-1 amd64",
+                "baz-common 1.0-1 all",
                 "foo 1.0-1 amd64",
                 "foo-common 1.0-1 all"
             ],

@@ -214,7 +214,9 @@ pub async fn incremental(
             run.raw += seg.raw;
             run.gz += seg.gz;
             run.xz += xz::padded(seg.xz);
-            sink.segments.push(seg.clone());
+            // Without a `.xz` now, its block size would be stale.
+            let xz = if sink.xz.is_some() { seg.xz } else { 0 };
+            sink.segments.push(Segment { xz, ..seg.clone() });
             raw_at += seg.raw;
             gz_at += seg.gz;
             xz_at += xz::padded(seg.xz);
