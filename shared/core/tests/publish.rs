@@ -1081,8 +1081,23 @@ async fn the_public_key_is_written_when_missing_or_new_and_left_alone_otherwise(
 #[tokio::test]
 async fn xz_indices_come_and_go_with_the_configuration() {
     let mut w = world();
+    // One stanza a segment, so that a change keeps the segments it misses.
+    let publish = |w: &World| {
+        let mut p = w.publisher();
+        p.segment_target = 100;
+        p
+    };
     w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
-    w.publish().await;
+    publish(&w).run().await.unwrap();
+    let amd64 = |state: &raptr_core::publish::state::State| {
+        state.segments["stable"]["main/binary-amd64/Packages"].clone()
+    };
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    let first = amd64(&state);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().all(|s| s.xz > 0), "{first:?}");
     let xz = "dists/stable/main/binary-amd64/Packages.xz";
     let listed = |view: &View| {
         release_files(&view.release)
@@ -1106,16 +1121,25 @@ async fn xz_indices_come_and_go_with_the_configuration() {
     for d in w.distributions() {
         d.xz = false;
     }
-    let s = w.publish().await;
+    let s = publish(&w).run().await.unwrap();
     assert_eq!(s.indices, 0, "nothing else changed");
-    // A change while it is off: the state keeps no block sizes.
-    w.upload("stable", "b0", &bundle("baz", "1.0-1")).await;
-    w.publish().await;
+    // A change while it is off: the state keeps no block sizes, neither in
+    // the segment it rebuilds nor in the one it keeps (foo's).
+    w.upload("stable", "b0", &bundle("zed", "1.0-1")).await;
+    publish(&w).run().await.unwrap();
     let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
         .await
         .unwrap();
-    let amd64 = &state.segments["stable"]["main/binary-amd64/Packages"];
-    assert!(amd64.iter().all(|s| s.xz == 0), "{amd64:?}");
+    let now = amd64(&state);
+    let foo = |segments: &[raptr_core::publish::segment::Segment]| {
+        let s = segments
+            .iter()
+            .find(|s| s.name.starts_with("foo_"))
+            .unwrap();
+        (s.count, s.raw, s.gz)
+    };
+    assert_eq!(foo(&now), foo(&first), "{first:?} → {now:?}");
+    assert!(now.iter().all(|s| s.xz == 0), "{now:?}");
     for (who, dists) in w.views().await {
         assert_eq!(listed(&dists["stable"]), 0, "{who}");
     }
@@ -1125,7 +1149,7 @@ async fn xz_indices_come_and_go_with_the_configuration() {
             "{who}: kept for the grace period"
         );
     }
-    let mut p = w.publisher();
+    let mut p = publish(&w);
     p.now = in_49_hours;
     p.run().await.unwrap();
     for (who, store) in w.stores() {
@@ -1140,7 +1164,7 @@ async fn xz_indices_come_and_go_with_the_configuration() {
     // Back on: built whole, listed again, and new packages go into it.
     w.config = config();
     w.upload("stable", "b2", &bundle("bar", "1.0-1")).await;
-    w.publish().await;
+    publish(&w).run().await.unwrap();
     for (who, dists) in w.views().await {
         assert_eq!(listed(&dists["stable"]), 3, "{who}");
         assert_eq!(
@@ -1148,10 +1172,10 @@ async fn xz_indices_come_and_go_with_the_configuration() {
             [
                 "bar 1.0-1 amd64",
                 "bar-common 1.0-1 all",
-                "baz 1.0-1 amd64",
-                "baz-common 1.0-1 all",
                 "foo 1.0-1 amd64",
-                "foo-common 1.0-1 all"
+                "foo-common 1.0-1 all",
+                "zed 1.0-1 amd64",
+                "zed-common 1.0-1 all"
             ],
             "{who}"
         );
