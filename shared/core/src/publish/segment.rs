@@ -21,7 +21,7 @@
 //! itself, S3's adapter streams them through; either hashes the result.
 //! Memory holds a few segments, not the index.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -148,13 +148,13 @@ pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
         let loaded = load_manifests(job.store, need, job.known).await?;
         for (dir, name) in window {
             let stanza = render(&loaded, job.dist, dir, name)?;
-            if let Some(done) = builder.push(dir, name, &stanza)? {
-                sink.segment(done).await?;
+            if let Some(closed) = builder.push(dir, name, &stanza) {
+                sink.segment(closed).await?;
             }
         }
     }
-    if let Some(done) = builder.flush()? {
-        sink.segment(done).await?;
+    if let Some(closed) = builder.flush() {
+        sink.segment(closed).await?;
     }
     sink.finish().await
 }
@@ -277,13 +277,15 @@ pub async fn incremental(
         let pieces = (total / target.max(1)).max(1);
         let mut builder = Builder::new(total.div_ceil(pieces), staging.xz.is_some());
         for ((dir, name), stanza) in &stanzas {
-            if let Some(done) = builder.push(dir, name, stanza)? {
-                sink.segment(done).await?;
+            if let Some(closed) = builder.push(dir, name, stanza) {
+                sink.segment(closed).await?;
             }
         }
-        if let Some(done) = builder.flush()? {
-            sink.segment(done).await?;
+        if let Some(closed) = builder.flush() {
+            sink.segment(closed).await?;
         }
+        // Kept segments may follow: the rebuilt ones go first.
+        sink.drain().await?;
         // The next run of kept segments starts here.
         (run.raw_at, run.gz_at, run.xz_at) = (raw_at, gz_at, xz_at);
     }
@@ -366,7 +368,7 @@ impl Builder {
 
     /// Adds a stanza (a blank line follows each); returns the segment it
     /// closed, if any.
-    fn push(&mut self, dir: &str, name: &str, stanza: &str) -> Result<Option<Done>> {
+    fn push(&mut self, dir: &str, name: &str, stanza: &str) -> Option<Stanzas> {
         if self.first.is_none() {
             self.first = Some((dir.to_string(), name.to_string()));
         }
@@ -379,18 +381,45 @@ impl Builder {
         if self.text.len() >= self.limit {
             self.flush()
         } else {
-            Ok(None)
+            None
         }
     }
 
-    fn flush(&mut self) -> Result<Option<Done>> {
-        let Some((dir, name)) = self.first.take() else {
-            return Ok(None);
-        };
-        let raw = std::mem::take(&mut self.text);
-        let gz = index::gzip(raw.as_bytes());
-        let block = if self.xz {
-            let b = xz::block(raw.as_bytes())
+    fn flush(&mut self) -> Option<Stanzas> {
+        let (dir, name) = self.first.take()?;
+        Some(Stanzas {
+            dir,
+            name,
+            count: std::mem::take(&mut self.count),
+            text: std::mem::take(&mut self.text),
+            xz: self.xz,
+        })
+    }
+}
+
+/// A segment's stanzas, closed and not yet compressed.
+struct Stanzas {
+    dir: String,
+    name: String,
+    count: u32,
+    text: String,
+    xz: bool,
+}
+
+impl Stanzas {
+    /// Compresses it (gzip, and xz if wanted): the CPU-bound part of a
+    /// rebuild, run off the async threads.
+    fn compress(self) -> Result<Done> {
+        let Stanzas {
+            dir,
+            name,
+            count,
+            text,
+            xz,
+        } = self;
+        let gz = index::gzip(text.as_bytes());
+        let block = if xz {
+            let b = xz::block(text.as_bytes())
                 .map_err(|e| PublishError::Refused(format!("segment at {dir}/{name}: {e}")))?;
             Some(b)
         } else {
@@ -399,17 +428,17 @@ impl Builder {
         let segment = Segment {
             dir,
             name,
-            count: std::mem::take(&mut self.count),
-            raw: raw.len() as u64,
+            count,
+            raw: text.len() as u64,
             gz: gz.len() as u64,
             xz: block.as_ref().map_or(0, |b| b.unpadded),
         };
-        Ok(Some(Done {
+        Ok(Done {
             segment,
-            raw: Bytes::from(raw),
+            raw: Bytes::from(text),
             gz: Bytes::from(gz),
             xz: block.map(|b| Bytes::from(b.bytes)),
-        }))
+        })
     }
 }
 
@@ -419,6 +448,11 @@ struct Sink {
     gz: Upload,
     xz: Option<Upload>,
     segments: Vec<Segment>,
+    /// Segments being compressed, in index order.
+    compressing: VecDeque<JoinHandle<Result<Done>>>,
+    /// How many may be at once: one a core, and one more so that a core
+    /// never waits for the writes.
+    at_once: usize,
 }
 
 impl Sink {
@@ -441,10 +475,38 @@ impl Sink {
             gz: Upload::open(store, staging.gz, previous.map(|p| p.gz_key)),
             xz,
             segments: Vec::new(),
+            compressing: VecDeque::new(),
+            at_once: std::thread::available_parallelism().map_or(1, |n| n.get()) + 1,
         })
     }
 
-    async fn segment(&mut self, done: Done) -> Result<()> {
+    /// Queues a closed segment for compression; writes the oldest ones once
+    /// enough are under way.
+    async fn segment(&mut self, closed: Stanzas) -> Result<()> {
+        self.compressing
+            .push_back(tokio::task::spawn_blocking(move || closed.compress()));
+        while self.compressing.len() >= self.at_once {
+            self.write_oldest().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued segment: before kept bytes follow them, and at
+    /// the end.
+    async fn drain(&mut self) -> Result<()> {
+        while !self.compressing.is_empty() {
+            self.write_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_oldest(&mut self) -> Result<()> {
+        let Some(task) = self.compressing.pop_front() else {
+            return Ok(());
+        };
+        let done = task
+            .await
+            .map_err(|e| PublishError::Refused(format!("compressing a segment: {e}")))??;
         self.raw.write(done.raw).await?;
         self.gz.write(done.gz).await?;
         if let (Some(up), Some(block)) = (self.xz.as_mut(), done.xz) {
@@ -455,6 +517,7 @@ impl Sink {
     }
 
     async fn finish(mut self) -> Result<Built> {
+        self.drain().await?;
         if self.segments.is_empty() {
             // An empty index still needs a valid gzip file.
             self.gz.write(Bytes::from(index::gzip(b""))).await?;
@@ -673,12 +736,12 @@ mod tests {
     #[test]
     fn builder_closes_segments_at_the_limit() {
         let mut b = Builder::new(40, true);
-        assert!(matches!(
-            b.push("d", "a", "Package: a\nFilename: d/a\n"),
-            Ok(None)
-        ));
-        let Ok(Some(done)) = b.push("d", "b", "Package: b\nFilename: d/b") else {
+        assert!(b.push("d", "a", "Package: a\nFilename: d/a\n").is_none());
+        let Some(closed) = b.push("d", "b", "Package: b\nFilename: d/b") else {
             panic!("the segment closes at the limit");
+        };
+        let Ok(done) = closed.compress() else {
+            panic!("the segment compresses");
         };
         assert_eq!(done.segment.count, 2);
         assert_eq!(
@@ -693,6 +756,6 @@ mod tests {
         assert_eq!(done.segment.gz, done.gz.len() as u64);
         let block = done.xz.as_ref().map(|b| b.len() as u64);
         assert_eq!(block, Some(xz::padded(done.segment.xz)));
-        assert!(matches!(b.flush(), Ok(None)));
+        assert!(b.flush().is_none());
     }
 }
