@@ -1198,6 +1198,83 @@ async fn xz_indices_come_and_go_with_the_configuration() {
 }
 
 #[tokio::test]
+async fn an_architecture_that_leaves_the_layout_leaves_the_release() {
+    let mut w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let arm64 = "dists/stable/main/binary-arm64/Packages";
+    let (body, _) = w.primary.get(arm64).await.unwrap();
+    let sha = raptr_formats::hash::Digests::of(&body).sha256;
+    let by_hash = format!("dists/stable/main/binary-arm64/by-hash/SHA256/{sha}");
+    let architectures = |v: &View| {
+        let field = v
+            .release
+            .lines()
+            .find_map(|l| l.strip_prefix("Architectures: "));
+        field.unwrap_or_default().to_string()
+    };
+    let arm64_listed = |v: &View| {
+        release_files(&v.release)
+            .into_keys()
+            .filter(|p| p.contains("binary-arm64"))
+            .count()
+    };
+    for (who, dists) in w.views().await {
+        assert_eq!(architectures(&dists["stable"]), "amd64 arm64", "{who}");
+        // Packages, .gz and .xz.
+        assert_eq!(arm64_listed(&dists["stable"]), 3, "{who}");
+    }
+
+    // arm64 leaves stable, and nothing else changes: stable is signed again
+    // without it at once, testing keeps it.
+    let layout = w.config.layouts.get_mut("default").unwrap();
+    let stable = layout.distributions.get_mut("stable").unwrap();
+    stable.architectures.retain(|a| a != "arm64");
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(architectures(&dists["stable"]), "amd64", "{who}");
+        assert_eq!(arm64_listed(&dists["stable"]), 0, "{who}");
+        assert_eq!(architectures(&dists["testing"]), "amd64 arm64", "{who}");
+        assert_eq!(arm64_listed(&dists["testing"]), 2, "{who}");
+    }
+    // Its files stay for the grace period (a client may have just read the
+    // old Release), and go after it.
+    for (who, store) in w.stores() {
+        for key in [arm64, by_hash.as_str()] {
+            assert!(store.head(key).await.is_ok(), "{who}: {key}");
+        }
+    }
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    p.run().await.unwrap();
+    for (who, store) in w.stores() {
+        for key in [
+            arm64,
+            &format!("{arm64}.gz"),
+            &format!("{arm64}.xz"),
+            &by_hash,
+        ] {
+            assert!(
+                matches!(store.head(key).await, Err(StoreError::NotFound { .. })),
+                "{who}: {key}"
+            );
+        }
+    }
+
+    // Back in the layout: built whole and listed again.
+    w.config = config();
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(architectures(&dists["stable"]), "amd64 arm64", "{who}");
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-arm64/Packages"),
+            ["foo 1.0-1 arm64", "foo-common 1.0-1 all"],
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn segments_left_small_by_unlinks_take_in_their_neighbours() {
     let w = world();
     // About four stanzas a segment.

@@ -466,6 +466,42 @@ impl Publisher {
                 }
             }
         }
+        // An index whose architecture or component left its distribution's
+        // layout leaves the Release at once (the distribution is signed
+        // again) and goes, canonical path and by-hash, once the grace period
+        // is over. A distribution that left the layout altogether is left as
+        // it was published.
+        for (dist, sums) in state.indices.iter_mut() {
+            let Some(d) = self.config.primary_layout().distributions.get(dist) else {
+                continue;
+            };
+            let gone: Vec<String> = sums
+                .keys()
+                .filter(|p| {
+                    let base = p
+                        .strip_suffix(".gz")
+                        .or_else(|| p.strip_suffix(".xz"))
+                        .unwrap_or(p);
+                    !in_layout.contains(&(dist.clone(), base.to_string()))
+                })
+                .cloned()
+                .collect();
+            for p in &gone {
+                if let Some(old) = sums.remove(p) {
+                    let by_hash = index::by_hash_path(p, &old.sha256);
+                    for key in [by_hash, p.clone()] {
+                        state.superseded.insert(format!("dists/{dist}/{key}"), now);
+                    }
+                }
+            }
+            if let (false, Some(c), Some(a)) = (
+                gone.is_empty(),
+                d.components.first(),
+                d.architectures.first(),
+            ) {
+                state.dirty.insert(triple(dist, c, a));
+            }
+        }
         // An index outside the layout records no changes, so its segments
         // would go stale: forget them.
         for (dist, paths) in state.segments.iter_mut() {
