@@ -13,7 +13,11 @@ pub enum RepoError {
         "{0}: not a raptr repository (no {CONFIG_KEY}); create it with `raptr --repo {0} init`"
     )]
     NotInitialised(String),
-    #[error("{0}: already has a different configuration in {CONFIG_KEY}; nothing was changed")]
+    #[error(
+        "{0}: already has a different configuration in {CONFIG_KEY}; nothing was changed. \
+         To change it, write the new document over {CONFIG_KEY} in the repository \
+         (`aws s3 cp` for a bucket); the next run reads it"
+    )]
     AlreadyInitialised(String),
     #[error(transparent)]
     Config(#[from] ConfigError),

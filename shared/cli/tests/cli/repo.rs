@@ -27,6 +27,23 @@ fn init_upload_and_request_on_a_directory() {
     assert!(text(&out).contains("initialised"), "{}", text(&out));
     let out = raptr(&["--repo", repo, "init"]);
     assert!(text(&out).contains("already initialised"), "{}", text(&out));
+    // A different document: refused, with the way to change it.
+    let config = tmp.path().join("repo/config/raptr.json");
+    let before = fs::read_to_string(&config).expect("config");
+    let other = tmp.path().join("other.json");
+    fs::write(
+        &other,
+        before.replace("\"label\": \"raptr\"", "\"label\": \"other\""),
+    )
+    .expect("write");
+    let out = raptr(&["--repo", repo, "init", other.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("write the new document over config/raptr.json"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fs::read_to_string(&config).expect("config"), before);
 
     // A bundle: a source package and a binary, uploaded as one folder.
     let build = tmp.path().join("build");
