@@ -1275,6 +1275,34 @@ async fn an_architecture_that_leaves_the_layout_leaves_the_release() {
 }
 
 #[tokio::test]
+async fn a_changed_description_is_signed_at_the_next_run_and_only_then() {
+    let mut w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let s = w.publish().await;
+    assert!(s.generations.is_empty(), "nothing to do: {s:?}");
+
+    w.config.release.description = Some("Packages of the example team".into());
+    let s = w.publish().await;
+    assert_eq!(s.generations.len(), 1, "{s:?}");
+    assert_eq!(s.indices, 0, "only the Releases change: {s:?}");
+    for (who, dists) in w.views().await {
+        for (dist, view) in &dists {
+            assert!(
+                view.release
+                    .lines()
+                    .any(|l| l == "Description: Packages of the example team"),
+                "{who} {dist}: {}",
+                view.release
+            );
+        }
+    }
+    // Signed once: the next run has nothing to do again.
+    let s = w.publish().await;
+    assert!(s.generations.is_empty(), "{s:?}");
+}
+
+#[tokio::test]
 async fn segments_left_small_by_unlinks_take_in_their_neighbours() {
     let w = world();
     // About four stanzas a segment.

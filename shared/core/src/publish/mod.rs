@@ -360,10 +360,30 @@ impl Publisher {
         Ok(())
     }
 
-    /// With Valid-Until, a Release past half its validity is signed again
-    /// (its distribution is published anew, indices unchanged), so that the
-    /// scheduled run keeps clients from ever seeing it expire.
+    /// What a distribution's Release is made from in the configuration now
+    /// (see [`State::release_inputs`]).
+    fn release_inputs(&self, dist: &str) -> Option<String> {
+        let d = self.config.primary_layout().distributions.get(dist)?;
+        serde_json::to_string(&(d, &self.config.release)).ok()
+    }
+
+    /// A published distribution is signed again (published anew, indices
+    /// unchanged) when its configuration changed since its last Release
+    /// (a Description, a `valid_for_days`, an architecture or component
+    /// taken out), and, with Valid-Until, when its Release is past half its
+    /// validity, so that the scheduled run keeps clients from ever seeing
+    /// it expire.
     fn refresh_due(&self, state: &mut State) {
+        for (dist, d) in &self.config.primary_layout().distributions {
+            if !state.released.contains_key(dist) {
+                continue;
+            }
+            if state.release_inputs.get(dist) != self.release_inputs(dist).as_ref() {
+                if let (Some(c), Some(a)) = (d.components.first(), d.architectures.first()) {
+                    state.dirty.insert(triple(dist, c, a));
+                }
+            }
+        }
         let Some(days) = self.config.release.valid_for_days else {
             return;
         };
@@ -468,13 +488,18 @@ impl Publisher {
         }
         // An index whose architecture or component left its distribution's
         // layout leaves the Release at once (the distribution is signed
-        // again) and goes, canonical path and by-hash, once the grace period
-        // is over. A distribution that left the layout altogether is left as
+        // again: `refresh_due`) and goes, canonical path and by-hash, once
+        // the grace period is over. A distribution that left the layout altogether is left as
         // it was published.
         for (dist, sums) in state.indices.iter_mut() {
-            let Some(d) = self.config.primary_layout().distributions.get(dist) else {
+            if !self
+                .config
+                .primary_layout()
+                .distributions
+                .contains_key(dist)
+            {
                 continue;
-            };
+            }
             let gone: Vec<String> = sums
                 .keys()
                 .filter(|p| {
@@ -493,13 +518,6 @@ impl Publisher {
                         state.superseded.insert(format!("dists/{dist}/{key}"), now);
                     }
                 }
-            }
-            if let (false, Some(c), Some(a)) = (
-                gone.is_empty(),
-                d.components.first(),
-                d.architectures.first(),
-            ) {
-                state.dirty.insert(triple(dist, c, a));
             }
         }
         // An index outside the layout records no changes, so its segments
@@ -819,6 +837,9 @@ impl Publisher {
             self.write_release(state, dist, now).await?;
             state.identity.entry(dist.clone()).or_insert(identity);
             state.released.insert(dist.clone(), now);
+            if let Some(inputs) = self.release_inputs(dist) {
+                state.release_inputs.insert(dist.clone(), inputs);
+            }
             next.released.insert(dist.clone());
         }
         next.published_at = crate::time::rfc3339(now);

@@ -52,6 +52,11 @@ pub struct State {
     /// milliseconds: with Valid-Until, it is signed again before it expires.
     #[serde(default)]
     pub released: BTreeMap<String, u64>,
+    /// What each distribution's last Release was made from: its layout entry
+    /// and the `release` section, as JSON. When the configuration no longer
+    /// gives the same, the distribution is signed again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub release_inputs: BTreeMap<String, String>,
     /// distribution → index path (`Packages`/`Sources`) → its segments,
     /// which its `.gz` shares (see [`super::segment`]).
     #[serde(default)]
