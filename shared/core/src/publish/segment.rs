@@ -504,9 +504,9 @@ impl Sink {
         let Some(task) = self.compressing.pop_front() else {
             return Ok(());
         };
-        let done = task
-            .await
-            .map_err(|e| PublishError::Refused(format!("compressing a segment: {e}")))??;
+        let done = task.await.map_err(|e| {
+            PublishError::Refused(format!("{}: compressing a segment: {e}", self.raw.key))
+        })??;
         self.raw.write(done.raw).await?;
         self.gz.write(done.gz).await?;
         if let (Some(up), Some(block)) = (self.xz.as_mut(), done.xz) {
