@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use raptr_core::config::{Config, SigningKey};
 use raptr_core::ingest::Ingest;
+use raptr_core::progress::Progress;
 use raptr_core::publish::{Publisher, Replica};
 use raptr_core::repo::load_config;
 use raptr_core::signing::Signer;
@@ -184,6 +185,11 @@ impl Handler {
         if let Some(lease) = self.lease {
             publisher.lease_ttl = lease;
         }
+        // A long run (a replica's first copy, a verify) logs how far it is.
+        publisher.progress = Some(Arc::new(Progress::new(
+            Duration::from_secs(10),
+            |line| tracing::info!(progress = %line, "working"),
+        )));
         Ok(publisher)
     }
 

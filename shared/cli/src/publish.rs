@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use raptr_core::config::{Config, SigningKey};
+use raptr_core::progress::Progress;
 use raptr_core::publish::{Publisher, Replica, Summary};
 use raptr_core::repo;
 use raptr_core::signing::{self, Signer};
@@ -127,15 +128,24 @@ async fn publisher(repo: &str) -> Result<Publisher, CliError> {
     let signer = signer(&opened, &config).await?;
     let replicas = replicas(&opened, &config).await?;
     let owner = format!("{}:{}", crate::repo::uploader(&opened), std::process::id());
-    Ok(Publisher::new(
+    let mut publisher = Publisher::new(
         opened.store.clone(),
         opened.table.clone(),
         config,
         Arc::new(signer),
         replicas,
         owner,
-    ))
+    );
+    // Long work (a whole index, a replica's first copy, a verify) says how
+    // far it is every few seconds; short runs print nothing more.
+    publisher.progress = Some(Arc::new(Progress::new(PROGRESS_EVERY, |line| {
+        eprintln!("  ... {line}")
+    })));
+    Ok(publisher)
 }
+
+/// How often long work prints a progress line.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn publish(repo: &str, json: bool) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async {

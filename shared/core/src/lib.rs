@@ -9,6 +9,7 @@ pub mod folder;
 pub mod ingest;
 pub mod keys;
 pub mod manifest;
+pub mod progress;
 pub mod publish;
 pub mod repo;
 pub mod report;

@@ -8,10 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use raptr_core::config::{Config, Distribution, Replica as ReplicaConfig};
 use raptr_core::ingest::{Ingest, ObjectEvent};
+use raptr_core::progress::Progress;
 use raptr_core::publish::index::release_files;
 use raptr_core::publish::{PublishError, Publisher, Replica, Summary, CACHE_IMMUTABLE};
 use raptr_core::report::Report;
@@ -1300,6 +1302,39 @@ async fn a_changed_description_is_signed_at_the_next_run_and_only_then() {
     // Signed once: the next run has nothing to do again.
     let s = w.publish().await;
     assert!(s.generations.is_empty(), "{s:?}");
+}
+
+#[tokio::test]
+async fn long_work_says_how_far_it_is() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.upload("stable", "b2", &bundle("bar", "1.0-1")).await;
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let publisher = || {
+        let mut p = w.publisher();
+        let l = lines.clone();
+        // Every tick reported, so that a test this small sees them.
+        p.progress = Some(Arc::new(Progress::new(Duration::ZERO, move |line| {
+            l.lock().unwrap().push(line.to_string())
+        })));
+        p
+    };
+    publisher().run().await.unwrap();
+    let seen = std::mem::take(&mut *lines.lock().unwrap());
+    for want in [
+        // bar, bar-common, foo, foo-common.
+        "dists/stable/main/binary-amd64/Packages: 4 of 4 stanzas built",
+        "dists/stable/main/source/Sources: 2 of 2 stanzas built",
+        // Every file of two bundles, to replicas that had none.
+        "replica eu: 12 of 12 pool files in place",
+        "replica ap: 12 of 12 pool files in place",
+    ] {
+        assert!(seen.iter().any(|l| l == want), "{want} in {seen:#?}");
+    }
+    assert!(publisher().verify(true).await.unwrap().is_empty());
+    let seen = std::mem::take(&mut *lines.lock().unwrap());
+    let want = "verify us: dists/stable/main/binary-amd64/Packages: 4 pool file(s) checked";
+    assert!(seen.iter().any(|l| l == want), "{want} in {seen:#?}");
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ use serde::Serialize;
 use crate::change::Change;
 use crate::config::Config;
 use crate::manifest::{self, Manifest};
+use crate::progress::{self, Progress};
 use crate::report::Report;
 use crate::request::Action;
 use crate::signing::{Signer, SigningError};
@@ -210,6 +211,8 @@ pub struct Publisher {
     pub now: fn() -> u64,
     /// Uncompressed bytes per index segment (see [`segment`]).
     pub segment_target: usize,
+    /// Where long work says how far it is (none: it does not).
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Publisher {
@@ -233,6 +236,7 @@ impl Publisher {
             replica_attempts: 3,
             now: crate::time::now_ms,
             segment_target: segment::TARGET,
+            progress: None,
         }
     }
 
@@ -752,7 +756,9 @@ impl Publisher {
                     xz: xz_stage.as_deref(),
                 },
                 dist,
+                path: &path,
                 known: manifests,
+                progress: self.progress.as_deref(),
             };
             let built = match &previous {
                 Some(p) => {
@@ -1123,6 +1129,7 @@ impl Publisher {
             self.store.clone(),
             r.store.clone(),
             pool.into_iter().collect(),
+            (self.progress.as_deref(), &r.name),
         )
         .await?;
         // Indices stream from the primary's by-hash objects; the canonical
@@ -1420,8 +1427,11 @@ async fn copy_all(
     from: Arc<dyn ObjectStore>,
     to: Arc<dyn ObjectStore>,
     keys: Vec<String>,
+    (progress, replica): (Option<&Progress>, &str),
 ) -> Result<()> {
     let mut set = tokio::task::JoinSet::new();
+    let total = keys.len();
+    let mut copied = 0usize;
     let mut keys = keys.into_iter();
     let mut first_error: Option<PublishError> = None;
     loop {
@@ -1432,7 +1442,12 @@ async fn copy_all(
         }
         match set.join_next().await {
             None => break,
-            Some(Ok(Ok(()))) => {}
+            Some(Ok(Ok(()))) => {
+                copied += 1;
+                progress::tick(progress, || {
+                    format!("replica {replica}: {copied} of {total} pool files in place")
+                });
+            }
             Some(Ok(Err(e))) => {
                 first_error.get_or_insert(e.into());
             }

@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 use super::index::{self, IndexSum};
 use super::{xz, PublishError, Result};
 use crate::manifest::{self, Manifest};
+use crate::progress::{self, Progress};
 
 /// Uncompressed bytes after which a segment is closed (the default of
 /// [`super::Publisher::segment_target`]).
@@ -132,8 +133,12 @@ pub struct Job<'a> {
     /// The staging keys of the files.
     pub staging: Staging<'a>,
     pub dist: &'a str,
+    /// The index's path under `dists/<dist>/`, for progress lines.
+    pub path: &'a str,
     /// Manifests this run has read already.
     pub known: &'a Manifests,
+    /// Where a whole build says how far it is.
+    pub progress: Option<&'a Progress>,
 }
 
 /// Builds an index from every pool key it lists (in order), rendering each
@@ -143,7 +148,7 @@ pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
     let mut builder = Builder::new(job.target, job.staging.xz.is_some());
     // A window at a time: its manifests are read concurrently, then its
     // stanzas appended in order. Memory holds one window's manifests.
-    for window in keys.chunks(512) {
+    for (i, window) in keys.chunks(512).enumerate() {
         let need: BTreeSet<String> = window.iter().map(|(d, _)| (*d).clone()).collect();
         let loaded = load_manifests(job.store, need, job.known).await?;
         for (dir, name) in window {
@@ -152,6 +157,15 @@ pub async fn full(job: Job<'_>, keys: &[(&String, &String)]) -> Result<Built> {
                 sink.segment(closed).await?;
             }
         }
+        progress::tick(job.progress, || {
+            let done = (i * 512 + window.len()).min(keys.len());
+            format!(
+                "dists/{}/{}: {done} of {} stanzas built",
+                job.dist,
+                job.path,
+                keys.len()
+            )
+        });
     }
     if let Some(closed) = builder.flush() {
         sink.segment(closed).await?;
@@ -172,6 +186,7 @@ pub async fn incremental(
         staging,
         dist,
         known,
+        ..
     } = job;
     if staging.xz.is_some() && previous.xz_key.is_none() {
         return Err(PublishError::Refused(format!(

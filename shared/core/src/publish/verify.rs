@@ -16,6 +16,7 @@ use super::{
     content_type, join_all, put, Held, PublishError, Publisher, Result, CACHE_IMMUTABLE,
     CACHE_MUTABLE,
 };
+use crate::progress;
 use raptr_formats::hash::hex;
 
 /// Pool files checked at once.
@@ -247,9 +248,13 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
                 }
                 if path.ends_with("/Packages") || path.ends_with("/Sources") {
                     let sources = path.ends_with("/Sources");
-                    for (key, problem) in
-                        check_refs(p, store, is_primary, &hashed, sources, repair).await?
-                    {
+                    let label = format!("verify {name}: {base}/{path}");
+                    let refs = Refs {
+                        index_key: &hashed,
+                        sources,
+                        label: &label,
+                    };
+                    for (key, problem) in check_refs(p, store, is_primary, refs, repair).await? {
                         found(key, problem, repair);
                     }
                 }
@@ -270,14 +275,27 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
 /// [`AT_ONCE`] at a time, reading the index as a stream: memory holds one
 /// stanza and one batch, not the index. Returns each problem found (and
 /// repaired, when `repair`).
+/// An index whose pool references are checked: its by-hash key, whether it
+/// is a `Sources`, and how progress lines name it.
+struct Refs<'a> {
+    index_key: &'a str,
+    sources: bool,
+    label: &'a str,
+}
+
 async fn check_refs(
     p: &Publisher,
     store: &dyn ObjectStore,
     is_primary: bool,
-    index_key: &str,
-    sources: bool,
+    refs: Refs<'_>,
     repair: bool,
 ) -> Result<Vec<(String, String)>> {
+    let Refs {
+        index_key,
+        sources,
+        label,
+    } = refs;
+    let mut checked = 0usize;
     let body = match p.store.get_stream(index_key).await {
         Ok((body, _)) => body,
         Err(StoreError::NotFound { .. }) => return Ok(Vec::new()),
@@ -314,7 +332,11 @@ async fn check_refs(
                 if let Some(problem) = problem? {
                     problems.push((key, problem));
                 }
+                checked += 1;
             }
+            progress::tick(p.progress.as_deref(), || {
+                format!("{label}: {checked} pool file(s) checked")
+            });
         }
         if last {
             return Ok(problems);
