@@ -452,8 +452,7 @@ impl Publisher {
         // Indices the layout has that are not published yet, or whose
         // segments are unknown (an older state, or an architecture that left
         // the layout and came back), or that lack the `.xz` the layout now
-        // asks for: they are built whole. A `.xz` no longer asked for leaves
-        // the Release, and goes once the grace period is over.
+        // asks for: they are built whole.
         let mut in_layout: BTreeSet<(String, String)> = BTreeSet::new();
         let now = (self.now)();
         for (dist, d) in &self.config.primary_layout().distributions {
@@ -473,48 +472,35 @@ impl Publisher {
                         .get(dist)
                         .is_some_and(|i| i.contains_key(&path));
                     let xz_path = format!("{path}.xz");
-                    let sums = state.indices.get_mut(dist);
-                    let has_xz = sums.as_ref().is_some_and(|i| i.contains_key(&xz_path));
-                    if !published || !segmented || d.xz != has_xz {
+                    let has_xz = state
+                        .indices
+                        .get(dist)
+                        .is_some_and(|i| i.contains_key(&xz_path));
+                    if !published || !segmented || (d.xz && !has_xz) {
                         state.dirty.insert(triple(dist, comp, arch));
-                    }
-                    if has_xz && !d.xz {
-                        if let Some(old) = sums.and_then(|i| i.remove(&xz_path)) {
-                            let by_hash = index::by_hash_path(&xz_path, &old.sha256);
-                            for key in [by_hash, xz_path] {
-                                state.superseded.insert(format!("dists/{dist}/{key}"), now);
-                            }
-                        }
                     }
                     in_layout.insert((dist.clone(), path));
                 }
             }
         }
-        // An index whose architecture or component left its distribution's
-        // layout leaves the Release at once (the distribution is signed
-        // again: `refresh_due`) and goes, canonical path and by-hash, once
-        // the grace period is over. A distribution that left the layout altogether is left as
-        // it was published.
+        // An index file the layout no longer asks for (its architecture or
+        // component taken out, or a `.xz` turned off) leaves the Release at
+        // once (the distribution is signed again: `refresh_due`) and goes,
+        // canonical path and by-hash, once the grace period is over. A
+        // distribution that left the layout altogether is left as it was
+        // published.
         for (dist, sums) in state.indices.iter_mut() {
-            if !self
-                .config
-                .primary_layout()
-                .distributions
-                .contains_key(dist)
-            {
+            let Some(d) = self.config.primary_layout().distributions.get(dist) else {
                 continue;
-            }
-            let gone: Vec<String> = sums
-                .keys()
-                .filter(|p| {
-                    let base = p
-                        .strip_suffix(".gz")
-                        .or_else(|| p.strip_suffix(".xz"))
-                        .unwrap_or(p);
-                    !in_layout.contains(&(dist.clone(), base.to_string()))
-                })
-                .cloned()
-                .collect();
+            };
+            let wanted = |p: &str| {
+                let (base, xz) = match p.strip_suffix(".xz") {
+                    Some(base) => (base, true),
+                    None => (p.strip_suffix(".gz").unwrap_or(p), false),
+                };
+                (d.xz || !xz) && in_layout.contains(&(dist.clone(), base.to_string()))
+            };
+            let gone: Vec<String> = sums.keys().filter(|p| !wanted(p)).cloned().collect();
             for p in &gone {
                 if let Some(old) = sums.remove(p) {
                     let by_hash = index::by_hash_path(p, &old.sha256);
