@@ -3,6 +3,7 @@
 
 use crate::control::Paragraph;
 use crate::policy::{valid_architecture, valid_package_name};
+use crate::quote::excerpt;
 use crate::version::Version;
 
 /// Fields the archive computes itself. A package that ships them is trying to
@@ -49,7 +50,7 @@ pub fn split_source_field(value: &str) -> Result<(&str, Option<&str>), String> {
                 .trim()
                 .strip_prefix('(')
                 .and_then(|r| r.strip_suffix(')'))
-                .ok_or_else(|| format!("malformed Source field {value:?}"))?;
+                .ok_or_else(|| format!("malformed Source field {}", excerpt(value)))?;
             Ok((name, Some(v.trim())))
         }
     }
@@ -73,18 +74,18 @@ impl BinaryControl {
         }
         let package = required(p, "Package")?;
         if !valid_package_name(package) {
-            return Err(format!("invalid package name {package:?}"));
+            return Err(format!("invalid package name {}", excerpt(package)));
         }
         let version = Version::parse(required(p, "Version")?).map_err(|e| e.to_string())?;
         let architecture = required(p, "Architecture")?;
         if !valid_architecture(architecture) {
-            return Err(format!("invalid architecture {architecture:?}"));
+            return Err(format!("invalid architecture {}", excerpt(architecture)));
         }
         required(p, "Maintainer")?;
         required(p, "Description")?;
         if let Some(size) = p.get("Installed-Size") {
             if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || size.len() > 18 {
-                return Err(format!("Installed-Size {size:?} is not a number"));
+                return Err(format!("Installed-Size {} is not a number", excerpt(size)));
             }
         }
         let (source, source_version) = match p.get("Source") {
@@ -92,7 +93,7 @@ impl BinaryControl {
             Some(s) => {
                 let (name, v) = split_source_field(s)?;
                 if !valid_package_name(name) {
-                    return Err(format!("invalid source package name {name:?}"));
+                    return Err(format!("invalid source package name {}", excerpt(name)));
                 }
                 let v = match v {
                     Some(v) => Version::parse(v).map_err(|e| format!("Source field: {e}"))?,

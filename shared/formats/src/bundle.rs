@@ -30,6 +30,7 @@ use crate::dsc::{parse_signed_document, Dsc, MAX_DESCRIPTION};
 use crate::hash::{digest_reader, Digests};
 use crate::layout::{deb_file_name, pool_dir};
 use crate::policy::valid_file_name;
+use crate::quote::{excerpt, line, name};
 use crate::version::Version;
 
 /// What happens to a file.
@@ -131,7 +132,8 @@ impl FileResult {
     fn pend(&mut self, why: impl AsRef<str>) {
         if self.status != Status::Rejected {
             self.status = Status::Pending;
-            self.reason = Some(format!("{}: {}", self.file, why.as_ref()));
+            let reason = format!("{}: {}", name(&self.file), why.as_ref());
+            self.reason = Some(line(&reason).into_owned());
         }
     }
 
@@ -139,7 +141,8 @@ impl FileResult {
     pub fn reject(&mut self, problem: impl AsRef<str>) {
         if self.status != Status::Rejected {
             self.status = Status::Rejected;
-            self.reason = Some(format!("{}: {}", self.file, problem.as_ref()));
+            let reason = format!("{}: {}", name(&self.file), problem.as_ref());
+            self.reason = Some(line(&reason).into_owned());
         }
     }
 
@@ -254,7 +257,7 @@ fn buildinfo_identity(bytes: &[u8]) -> Result<(String, Version), String> {
     let source = p.get("Source").ok_or("the Source field is missing")?;
     let (name, v) = crate::binary::split_source_field(source)?;
     if !crate::policy::valid_package_name(name) {
-        return Err(format!("invalid source package name {name:?}"));
+        return Err(format!("invalid source package name {}", excerpt(name)));
     }
     let v = match v {
         Some(v) => v,

@@ -6,6 +6,7 @@ use crate::checksums::{listed_files, ListedFile};
 use crate::control::Paragraph;
 use crate::dsc::{package_list, parse_signed_document, required};
 use crate::policy::{valid_architecture_wildcard, valid_package_name};
+use crate::quote::excerpt;
 use crate::version::Version;
 
 #[derive(Debug, Clone)]
@@ -29,14 +30,14 @@ impl Changes {
         // source version is then the parenthesised one.
         let (source, source_version) = split_source_field(required(&paragraph, "Source")?)?;
         if !valid_package_name(source) {
-            return Err(format!("invalid source package name {source:?}"));
+            return Err(format!("invalid source package name {}", excerpt(source)));
         }
         let version = Version::parse(source_version.unwrap_or(required(&paragraph, "Version")?))
             .map_err(|e| e.to_string())?;
         let mut architectures = Vec::new();
         for arch in required(&paragraph, "Architecture")?.split_ascii_whitespace() {
             if !valid_architecture_wildcard(arch) {
-                return Err(format!("invalid architecture {arch:?}"));
+                return Err(format!("invalid architecture {}", excerpt(arch)));
             }
             architectures.push(arch.to_string());
         }

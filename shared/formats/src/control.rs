@@ -15,6 +15,9 @@
 //! leading blank. A field whose first line is empty (`Files:`) starts with `\n`.
 
 use std::fmt;
+use std::io::{BufRead, Read};
+
+use crate::quote::excerpt;
 
 /// One `Name: value` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,9 @@ pub struct ControlParser {
     mode: Mode,
     line: usize,
     current: Vec<Field>,
+    /// The current paragraph's field names, lowercased: a duplicate is found
+    /// in constant time, so a megabyte of one-letter fields costs linear time.
+    names: std::collections::HashSet<String>,
     /// A paragraph has ended; strict mode allows nothing but blank lines after it.
     blank_after_paragraph: bool,
 }
@@ -172,6 +178,7 @@ impl ControlParser {
             mode,
             line: 0,
             current: Vec::new(),
+            names: std::collections::HashSet::new(),
             blank_after_paragraph: false,
         }
     }
@@ -218,17 +225,13 @@ impl ControlParser {
             return Ok(None);
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(err(n, format!("not a field: {:?}", truncate(line))));
+            return Err(err(n, format!("not a field: {}", excerpt(line))));
         };
         if !valid_field_name(name) {
-            return Err(err(n, format!("malformed field name {:?}", truncate(name))));
+            return Err(err(n, format!("malformed field name {}", excerpt(name))));
         }
-        if self
-            .current
-            .iter()
-            .any(|f| f.name.eq_ignore_ascii_case(name))
-        {
-            return Err(err(n, format!("duplicate field {name}")));
+        if !self.names.insert(name.to_ascii_lowercase()) {
+            return Err(err(n, format!("duplicate field {}", excerpt(name))));
         }
         self.current.push(Field {
             name: name.to_string(),
@@ -242,6 +245,7 @@ impl ControlParser {
             return None;
         }
         self.blank_after_paragraph = true;
+        self.names.clear();
         Some(Paragraph {
             fields: std::mem::take(&mut self.current),
         })
@@ -252,10 +256,6 @@ impl ControlParser {
     pub fn finish(mut self) -> Option<Paragraph> {
         self.end_paragraph()
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(60).collect()
 }
 
 fn lines(text: &str) -> impl Iterator<Item = &str> {
@@ -290,6 +290,10 @@ pub fn parse_all(text: &str, mode: Mode) -> Result<Vec<Paragraph>, ControlError>
     Ok(out)
 }
 
+/// The longest line [`Paragraphs`] reads; a longer one is an error, not an
+/// allocation the input decides.
+pub const MAX_LINE: u64 = 1 << 20;
+
 /// An iterator over the paragraphs of a buffered reader.
 #[derive(Debug)]
 pub struct Paragraphs<R> {
@@ -298,7 +302,7 @@ pub struct Paragraphs<R> {
     buf: String,
 }
 
-impl<R: std::io::BufRead> Paragraphs<R> {
+impl<R: BufRead> Paragraphs<R> {
     pub fn new(reader: R, mode: Mode) -> Self {
         Paragraphs {
             reader,
@@ -317,14 +321,24 @@ pub enum ReadError {
     Control(#[from] ControlError),
 }
 
-impl<R: std::io::BufRead> Iterator for Paragraphs<R> {
+impl<R: BufRead> Iterator for Paragraphs<R> {
     type Item = Result<Paragraph, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let parser = self.parser.as_mut()?;
             self.buf.clear();
-            match self.reader.read_line(&mut self.buf) {
+            match (&mut self.reader)
+                .take(MAX_LINE + 1)
+                .read_line(&mut self.buf)
+            {
+                Ok(n) if n as u64 > MAX_LINE => {
+                    self.parser = None;
+                    return Some(Err(ReadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a line longer than {MAX_LINE} bytes"),
+                    ))));
+                }
                 Err(e) => {
                     self.parser = None;
                     return Some(Err(e.into()));

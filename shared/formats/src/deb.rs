@@ -23,12 +23,14 @@
 
 use std::cell::Cell;
 use std::io::{self, Read};
-use std::path::Component;
 use std::rc::Rc;
 
+use crate::ar::{ArError, ArReader, MemberHeader};
 use crate::binary::BinaryControl;
 use crate::control::{self, Mode, Paragraph};
 use crate::hash::{Digests, HashingReader};
+use crate::quote::{excerpt, excerpt_bytes};
+use crate::ustar::{self, Kind, TarError, TarReader};
 
 /// Caps that bound time and memory on hostile input.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct Limits {
     pub data_max: u64,
     /// Memory a decoder may use (xz dictionary, zstd window).
     pub decoder_memory: u64,
+    /// Long names and extended headers inside the tar members.
+    pub tar: ustar::Limits,
 }
 
 impl Default for Limits {
@@ -54,7 +58,11 @@ impl Default for Limits {
             data_floor: 256 << 20,
             data_ratio: 200,
             data_max: 32 << 30,
-            decoder_memory: 256 << 20,
+            // xz -9 needs a 64 MiB dictionary, zstd --ultra -22 a 128 MiB
+            // window: the largest either makes. More would not fit beside
+            // the rest of an ingest run in a 256 MB address space.
+            decoder_memory: 128 << 20,
+            tar: ustar::Limits::default(),
         }
     }
 }
@@ -194,33 +202,37 @@ fn decoder<'a, R: Read + 'a>(
     })
 }
 
-/// A tar path that stays inside the archive root: no absolute path, no `..`.
-fn check_tar_path(member: &str, path: &std::path::Path) -> Result<(), DebError> {
-    for c in path.components() {
-        match c {
-            Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => {
-                return invalid(format!(
-                    "{member}: entry {} climbs out of the archive",
-                    path.display()
-                ))
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return invalid(format!(
-                    "{member}: entry {} has an absolute path",
-                    path.display()
-                ))
-            }
+impl Classifier {
+    fn tar(&self, member: &str, e: TarError) -> DebError {
+        match e {
+            TarError::Invalid(msg) => DebError::Invalid(format!("{member}: {msg}")),
+            TarError::Io(e) => self.err(member, e),
         }
+    }
+}
+
+/// A tar path that stays inside the archive root: no absolute path, no `..`.
+fn check_tar_path(member: &str, what: &str, path: &[u8]) -> Result<(), DebError> {
+    if path.starts_with(b"/") {
+        return invalid(format!(
+            "{member}: {what} {} has an absolute path",
+            excerpt_bytes(path)
+        ));
+    }
+    if path.split(|&b| b == b'/').any(|c| c == b"..") {
+        return invalid(format!(
+            "{member}: {what} {} climbs out of the archive",
+            excerpt_bytes(path)
+        ));
     }
     Ok(())
 }
 
-fn is_control_path(path: &std::path::Path) -> bool {
+fn is_control_path(path: &[u8]) -> bool {
     let mut normal = path
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir));
-    matches!((normal.next(), normal.next()), (Some(Component::Normal(n)), None) if n == "control")
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".");
+    matches!((normal.next(), normal.next()), (Some(n), None) if n == b"control")
 }
 
 /// Reads `control.tar`; returns the text of `./control`.
@@ -230,34 +242,33 @@ fn read_control_tar(
     limits: &Limits,
     cls: &Classifier,
 ) -> Result<String, DebError> {
-    let mut archive = tar::Archive::new(r);
+    let mut archive = TarReader::new(r, limits.tar.clone());
     let mut control: Option<String> = None;
-    let entries = archive.entries().map_err(|e| cls.err(member, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| cls.err(member, e))?;
-        let path = entry.path().map_err(|e| cls.err(member, e))?.into_owned();
-        check_tar_path(member, &path)?;
-        if !is_control_path(&path) {
+    while let Some(entry) = archive.next_entry().map_err(|e| cls.tar(member, e))? {
+        check_tar_path(member, "entry", &entry.path)?;
+        if !is_control_path(&entry.path) {
             continue;
         }
-        let kind = entry.header().entry_type();
-        if !(kind.is_file()) {
+        if entry.kind != Kind::File {
             return invalid(format!(
-                "{member}: ./control is not a regular file ({kind:?})"
+                "{member}: ./control is not a regular file ({:?})",
+                entry.kind
             ));
         }
         if control.is_some() {
             return invalid(format!("{member}: ./control appears twice"));
         }
-        let size = entry.size();
+        let size = entry.size;
         if size > limits.control_file {
             return invalid(format!(
                 "{member}: ./control is {size} bytes, more than the {} allowed",
                 limits.control_file
             ));
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        entry
+        // `size` is at most the control-file limit.
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        archive
+            .data()
             .read_to_end(&mut bytes)
             .map_err(|e| cls.err(member, e))?;
         if bytes.len() as u64 != size {
@@ -271,20 +282,20 @@ fn read_control_tar(
 }
 
 /// Reads `data.tar` to its end, checking entry paths and hard links.
-fn read_data_tar(member: &str, r: impl Read, cls: &Classifier) -> Result<u64, DebError> {
-    let mut archive = tar::Archive::new(r);
+fn read_data_tar(
+    member: &str,
+    r: impl Read,
+    limits: &Limits,
+    cls: &Classifier,
+) -> Result<u64, DebError> {
+    let mut archive = TarReader::new(r, limits.tar.clone());
     let mut count = 0u64;
-    let entries = archive.entries().map_err(|e| cls.err(member, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| cls.err(member, e))?;
-        let path = entry.path().map_err(|e| cls.err(member, e))?.into_owned();
-        check_tar_path(member, &path)?;
-        if entry.header().entry_type().is_hard_link() {
-            if let Some(target) = entry.link_name().map_err(|e| cls.err(member, e))? {
-                check_tar_path(member, &target)?;
-            }
+    while let Some(entry) = archive.next_entry().map_err(|e| cls.tar(member, e))? {
+        check_tar_path(member, "entry", &entry.path)?;
+        if entry.kind == Kind::HardLink {
+            check_tar_path(member, "hard link target", &entry.link)?;
         }
-        io::copy(&mut entry, &mut io::sink()).map_err(|e| cls.err(member, e))?;
+        io::copy(&mut archive.data(), &mut io::sink()).map_err(|e| cls.err(member, e))?;
         count += 1;
     }
     // Whatever follows the end-of-archive blocks must still decompress cleanly,
@@ -338,29 +349,18 @@ fn finish_member<T, R: Read>(
     Ok(value)
 }
 
-fn next_member<'a, R: Read>(
-    archive: &'a mut ar::Archive<R>,
+fn next_member<R: Read>(
+    archive: &mut ArReader<R>,
     expected: &str,
     cls: &Classifier,
-) -> Result<ar::Entry<'a, R>, DebError> {
-    match archive.next_entry() {
-        None => invalid(format!("the archive ends before its {expected} member")),
-        Some(Err(e)) if cls.failed.get() => Err(DebError::Io(e)),
-        Some(Err(e)) => invalid(format!(
-            "not a valid ar archive ({e}) where {expected} was expected"
+) -> Result<MemberHeader, DebError> {
+    match archive.next_member() {
+        Ok(None) => invalid(format!("the archive ends before its {expected} member")),
+        Err(ArError::Io(e)) => Err(cls.err("ar archive", e)),
+        Err(ArError::Invalid(e)) => invalid(format!(
+            "not a valid ar archive where {expected} was expected: {e}"
         )),
-        Some(Ok(entry)) => Ok(entry),
-    }
-}
-
-fn member_name<R: Read>(entry: &ar::Entry<'_, R>) -> Result<String, DebError> {
-    let id = entry.header().identifier();
-    match std::str::from_utf8(id) {
-        Ok(s) if s.bytes().all(|b| b.is_ascii_graphic()) => Ok(s.to_string()),
-        _ => invalid(format!(
-            "member name {:?} is not printable",
-            String::from_utf8_lossy(id)
-        )),
+        Ok(Some(h)) => Ok(h),
     }
 }
 
@@ -375,20 +375,23 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
         failed,
     };
     let mut counted = HashingReader::new(tracked);
-    let mut archive = ar::Archive::new(&mut counted);
+    let mut archive = ArReader::new(&mut counted);
 
     // Member 1: debian-binary.
-    let mut entry = next_member(&mut archive, "debian-binary", &cls)?;
-    let name = member_name(&entry)?;
-    if name != "debian-binary" {
-        return invalid(format!("first member is {name:?}, expected debian-binary"));
+    let header = next_member(&mut archive, "debian-binary", &cls)?;
+    if header.name != "debian-binary" {
+        return invalid(format!(
+            "first member is {}, expected debian-binary",
+            excerpt(&header.name)
+        ));
     }
-    let size = entry.header().size();
+    let size = header.size;
     if size > 64 {
         return invalid(format!("debian-binary is {size} bytes long"));
     }
     let mut version = Vec::new();
-    entry
+    archive
+        .member()
         .read_to_end(&mut version)
         .map_err(|e| cls.err("debian-binary", e))?;
     check_length("debian-binary", size, version.len() as u64)?;
@@ -398,23 +401,24 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
         Some(("2", minor)) if !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()) => {}
         _ => {
             return invalid(format!(
-                "unsupported package format {format:?} in debian-binary (expected 2.x)"
+                "unsupported package format {} in debian-binary (expected 2.x)",
+                excerpt(format)
             ))
         }
     }
-    drop(entry);
 
     // Member 2: control.tar.*
-    let mut entry = next_member(&mut archive, "control.tar", &cls)?;
-    let name = member_name(&entry)?;
+    let header = next_member(&mut archive, "control.tar", &cls)?;
+    let name = header.name;
     let Some(control_compression) = Compression::from_member(&name, "control.tar") else {
         return invalid(format!(
-            "second member is {name:?}, expected control.tar, control.tar.gz, control.tar.xz or control.tar.zst"
+            "second member is {}, expected control.tar, control.tar.gz, control.tar.xz or control.tar.zst",
+            excerpt(&name)
         ));
     };
-    let size = entry.header().size();
+    let size = header.size;
     let mut counting = CountingRead {
-        inner: &mut entry,
+        inner: archive.member(),
         n: 0,
     };
     let text = (|| {
@@ -428,26 +432,26 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
         read_control_tar(&name, capped, limits, &cls)
     })();
     let text = finish_member(&name, size, &mut counting, &cls, text)?;
-    drop(entry);
 
     let control = control::parse_one(&text, Mode::Strict)
         .map_err(|e| DebError::Invalid(format!("control file, {e}")))?;
     let binary = BinaryControl::from_paragraph(&control).map_err(DebError::Invalid)?;
 
     // Member 3: data.tar.*
-    let mut entry = next_member(&mut archive, "data.tar", &cls)?;
-    let name = member_name(&entry)?;
+    let header = next_member(&mut archive, "data.tar", &cls)?;
+    let name = header.name;
     let Some(data_compression) = Compression::from_member(&name, "data.tar") else {
         return invalid(format!(
-            "third member is {name:?}, expected data.tar, data.tar.gz, data.tar.xz or data.tar.zst"
+            "third member is {}, expected data.tar, data.tar.gz, data.tar.xz or data.tar.zst",
+            excerpt(&name)
         ));
     };
-    let size = entry.header().size();
+    let size = header.size;
     let cap = (size.saturating_mul(limits.data_ratio))
         .max(limits.data_floor)
         .min(limits.data_max);
     let mut counting = CountingRead {
-        inner: &mut entry,
+        inner: archive.member(),
         n: 0,
     };
     let data = (|| {
@@ -458,24 +462,21 @@ pub fn read_deb<R: Read>(input: R, limits: &Limits) -> Result<Deb, DebError> {
             limit: cap,
             what: "data.tar",
         };
-        read_data_tar(&name, capped, &cls)
+        read_data_tar(&name, capped, limits, &cls)
     })();
     finish_member(&name, size, &mut counting, &cls, data)?;
-    drop(entry);
 
-    if let Some(extra) = archive.next_entry() {
-        let extra = extra.map_err(|e| cls.err("after data.tar", e))?;
-        let extra = String::from_utf8_lossy(extra.header().identifier()).into_owned();
-        return invalid(format!("unexpected member {extra:?} after the data member"));
-    }
-    drop(archive);
-    // Anything the ar reader left unread is trailing garbage.
-    let mut rest = [0u8; 1];
-    let n = counted
-        .read(&mut rest)
-        .map_err(|e| cls.err("end of file", e))?;
-    if n != 0 {
-        return invalid("data after the last ar member");
+    // Nothing may follow: not another member, not a partial header.
+    match archive.next_member() {
+        Ok(None) => {}
+        Ok(Some(extra)) => {
+            return invalid(format!(
+                "unexpected member {} after the data member",
+                excerpt(&extra.name)
+            ))
+        }
+        Err(ArError::Io(e)) => return Err(cls.err("end of file", e)),
+        Err(ArError::Invalid(_)) => return invalid("data after the last ar member"),
     }
     let (_, digests) = counted.finish();
     Ok(Deb {

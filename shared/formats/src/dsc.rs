@@ -4,6 +4,7 @@
 use crate::checksums::{listed_files, ListedFile};
 use crate::control::{self, Mode, Paragraph};
 use crate::policy::{valid_architecture_wildcard, valid_package_name};
+use crate::quote::excerpt;
 use crate::signed::strip_signature;
 use crate::version::Version;
 
@@ -54,7 +55,7 @@ pub(crate) fn package_list(p: &Paragraph, field: &str, sep: char) -> Result<Vec<
             continue;
         }
         if !valid_package_name(name) {
-            return Err(format!("{field}: invalid package name {name:?}"));
+            return Err(format!("{field}: invalid package name {}", excerpt(name)));
         }
         out.push(name.to_string());
     }
@@ -72,13 +73,13 @@ impl Dsc {
         required(&paragraph, "Format")?;
         let source = required(&paragraph, "Source")?;
         if !valid_package_name(source) {
-            return Err(format!("invalid source package name {source:?}"));
+            return Err(format!("invalid source package name {}", excerpt(source)));
         }
         let version =
             Version::parse(required(&paragraph, "Version")?).map_err(|e| e.to_string())?;
         for arch in required(&paragraph, "Architecture")?.split_ascii_whitespace() {
             if !valid_architecture_wildcard(arch) {
-                return Err(format!("invalid architecture {arch:?}"));
+                return Err(format!("invalid architecture {}", excerpt(arch)));
             }
         }
         let binaries = package_list(&paragraph, "Binary", ',')?;

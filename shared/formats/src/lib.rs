@@ -7,13 +7,16 @@
 //! - [`version`]: Debian versions and dpkg's ordering.
 //! - [`policy`]: names that are safe to publish and to put in keys.
 //! - [`hash`]: size, MD5, SHA-1, SHA-256 and SHA-512 in one pass.
-//! - [`deb`], [`dsc`], [`changes`]: readers for the files of a bundle.
+//! - [`deb`], [`dsc`], [`changes`]: readers for the files of a bundle;
+//!   [`ar`] and [`ustar`]: the containers inside a `.deb`, bounded.
+//! - [`quote`]: short, escaped excerpts of input for messages.
 //! - [`bundle`]: one upload folder checked as one bundle.
 //! - [`index`]: `Packages` and `Sources` stanzas; [`layout`]: pool keys.
 //!
 //! What it does not do: verify OpenPGP signatures, fetch files, or decide
 //! where anything is published beyond the pool key of a file.
 
+pub mod ar;
 pub mod binary;
 pub mod bundle;
 pub mod changes;
@@ -25,7 +28,9 @@ pub mod hash;
 pub mod index;
 pub mod layout;
 pub mod policy;
+pub mod quote;
 pub mod signed;
+pub mod ustar;
 pub mod version;
 
 pub use version::Version;

@@ -22,6 +22,8 @@ impl Cleartext {
     }
 }
 
+use crate::quote::excerpt;
+
 const BEGIN_SIGNED: &str = "-----BEGIN PGP SIGNED MESSAGE-----";
 const BEGIN_SIGNATURE: &str = "-----BEGIN PGP SIGNATURE-----";
 const END_SIGNATURE: &str = "-----END PGP SIGNATURE-----";
@@ -65,7 +67,12 @@ pub fn strip_signature(doc: &str) -> Result<Cleartext, ArmourError> {
             None => return fail("signed message ends inside its armour headers"),
             Some(l) if l.trim_end().is_empty() => break,
             Some(l) if l.starts_with("Hash:") => {}
-            Some(l) => return fail(format!("unexpected armour header {:?}", l.trim_end())),
+            Some(l) => {
+                return fail(format!(
+                    "unexpected armour header {}",
+                    excerpt(l.trim_end())
+                ))
+            }
         }
     }
     let mut text = String::new();
@@ -79,7 +86,10 @@ pub fn strip_signature(doc: &str) -> Result<Cleartext, ArmourError> {
         if let Some(rest) = l.strip_prefix("- ") {
             text.push_str(rest);
         } else if l.starts_with('-') {
-            return fail(format!("unescaped dash line {:?} in signed text", bare));
+            return fail(format!(
+                "unescaped dash line {} in signed text",
+                excerpt(bare)
+            ));
         } else {
             text.push_str(l);
         }

@@ -25,7 +25,7 @@ pub struct Version {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid version {version:?}: {problem}")]
+#[error("invalid version {}: {problem}", crate::quote::excerpt(version))]
 pub struct VersionError {
     pub version: String,
     pub problem: &'static str,
