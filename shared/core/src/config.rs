@@ -186,7 +186,7 @@ impl Config {
         let config: Config = serde_json::from_slice(bytes).map_err(|e| ConfigError {
             source_name: source_name.to_string(),
             path: format!("line {} column {}", e.line(), e.column()),
-            problem: e.to_string(),
+            problem: crate::json_problem(&e),
         })?;
         config.validate(source_name)?;
         Ok(config)

@@ -40,6 +40,15 @@ pub struct Folder {
     pub updated_at: String,
 }
 
+impl Folder {
+    /// Parses a folder record as read back from the bucket. The error is one
+    /// bounded line.
+    pub fn from_json(bytes: &[u8]) -> Result<Folder, String> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a raptr folder record: {}", crate::json_problem(&e)))
+    }
+}
+
 /// One file of the folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

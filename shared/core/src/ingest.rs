@@ -281,13 +281,12 @@ impl Ingest {
 
     async fn load_folder(&self, uk: &UploadKey) -> Result<(Folder, Option<String>)> {
         let key = uk.folder_report_key();
-        match self.store.get(&key).await {
+        match self.store.get_limited(&key, crate::limits::FOLDER).await {
             Ok((body, meta)) => {
-                let folder: Folder =
-                    serde_json::from_slice(&body).map_err(|e| StoreError::Permanent {
-                        key: key.clone(),
-                        source: format!("not a raptr folder record: {e}").into(),
-                    })?;
+                let folder = Folder::from_json(&body).map_err(|e| StoreError::Permanent {
+                    key: key.clone(),
+                    source: e.into(),
+                })?;
                 Ok((folder, Some(meta.etag)))
             }
             Err(StoreError::NotFound { .. }) => Ok((
@@ -781,10 +780,14 @@ impl Ingest {
                 )
                 .await;
         }
-        let (body, meta) = match self.store.head(key).await {
-            Ok(meta) if meta.size > crate::request::MAX_REQUEST as u64 => (None, meta),
-            Ok(_) => match self.store.get(key).await {
-                Ok((body, meta)) => (Some(body), meta),
+        let limit = crate::request::MAX_REQUEST as u64;
+        let (body, meta) = match self.store.get_limited(key, limit).await {
+            Ok((body, meta)) => (Ok(body), meta),
+            Err(StoreError::TooLarge { size, .. }) => match self.store.head(key).await {
+                Ok(meta) => (
+                    Err(format!("{size} bytes; a request is at most {limit}")),
+                    meta,
+                ),
                 Err(StoreError::NotFound { .. }) => {
                     return Ok(Outcome::nothing(key, "the request is gone"))
                 }
@@ -799,12 +802,8 @@ impl Ingest {
         report.etag = Some(meta.etag.clone());
         report.uploader = Some(event.uploader.clone());
         let outcome = match body {
-            None => Err(format!(
-                "{} bytes; a request is at most {}",
-                meta.size,
-                crate::request::MAX_REQUEST
-            )),
-            Some(body) => {
+            Err(reason) => Err(reason),
+            Ok(body) => {
                 self.apply_request(key, &meta.etag, &body, &mut report)
                     .await?
             }
@@ -950,7 +949,10 @@ fn pool_name(e: &Entry) -> Option<&str> {
 
 /// Applies the folder rules to the folder's record; returns the files whose
 /// status or reason changed.
-fn decide(folder: &mut Folder, dist: &Distribution) -> Vec<String> {
+/// Applies the bundle rules to a folder record: every file's status and
+/// reason, from what validation found. Pure; returns the files whose status
+/// or reason changed.
+pub fn decide(folder: &mut Folder, dist: &Distribution) -> Vec<String> {
     let files: Vec<FileResult> = folder
         .files
         .iter()

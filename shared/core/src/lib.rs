@@ -8,6 +8,7 @@ pub mod config;
 pub mod folder;
 pub mod ingest;
 pub mod keys;
+pub mod limits;
 pub mod manifest;
 pub mod progress;
 pub mod publish;
@@ -16,3 +17,15 @@ pub mod report;
 pub mod request;
 pub mod signing;
 pub mod time;
+
+/// What serde_json says is wrong with a document, as one bounded line: its
+/// messages quote the offending field name or string in full, and those come
+/// from the input.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    // The position is reported separately by the callers.
+    let message = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m);
+    raptr_formats::quote::line(message).into_owned()
+}

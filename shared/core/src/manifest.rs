@@ -53,6 +53,15 @@ pub struct ManifestFile {
     pub upload: String,
 }
 
+impl Manifest {
+    /// Parses a manifest as read back from the bucket. The error is one
+    /// bounded line.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a raptr manifest: {}", crate::json_problem(&e)))
+    }
+}
+
 impl ManifestFile {
     /// Whether a request's `packages` and `architectures` filters select this
     /// file (`source` names a `.dsc` and the files it lists). `.changes` and
@@ -94,11 +103,11 @@ pub async fn load(
     pool_dir: &str,
 ) -> Result<Option<(Manifest, String)>, StoreError> {
     let key = manifest_key(pool_dir);
-    match store.get(&key).await {
+    match store.get_limited(&key, crate::limits::MANIFEST).await {
         Ok((body, meta)) => {
-            let m: Manifest = serde_json::from_slice(&body).map_err(|e| StoreError::Permanent {
+            let m = Manifest::from_json(&body).map_err(|e| StoreError::Permanent {
                 key: key.clone(),
-                source: format!("not a raptr manifest: {e}").into(),
+                source: e.into(),
             })?;
             Ok(Some((m, meta.etag)))
         }

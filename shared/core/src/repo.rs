@@ -28,7 +28,7 @@ pub enum RepoError {
 /// Reads and validates the repository's configuration. `repo` names the
 /// repository in errors.
 pub async fn load_config(store: &dyn ObjectStore, repo: &str) -> Result<Config, RepoError> {
-    match store.get(CONFIG_KEY).await {
+    match store.get_limited(CONFIG_KEY, crate::limits::CONFIG).await {
         Ok((body, _)) => Ok(Config::from_json(&body, &format!("{repo}/{CONFIG_KEY}"))?),
         Err(StoreError::NotFound { .. }) => Err(RepoError::NotInitialised(repo.to_string())),
         Err(e) => Err(e.into()),

@@ -87,9 +87,17 @@ impl Report {
     }
 
     /// Writes it to `reports/<key>.json`, replacing an earlier answer.
+    /// Reasons and warnings are written as single bounded lines
+    /// ([`raptr_formats::quote::line`]), whatever produced them.
     pub async fn write(&self, store: &dyn ObjectStore) -> Result<(), StoreError> {
         let key = report_key(&self.key);
-        let body = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Permanent {
+        let one_line = |s: &String| raptr_formats::quote::line(s).into_owned();
+        let bounded = Report {
+            reason: self.reason.as_ref().map(one_line),
+            warnings: self.warnings.iter().map(one_line).collect(),
+            ..self.clone()
+        };
+        let body = serde_json::to_vec_pretty(&bounded).map_err(|e| StoreError::Permanent {
             key: key.clone(),
             source: Box::new(e),
         })?;
@@ -103,7 +111,7 @@ impl Report {
     /// Reads the report of `key`, if there is one.
     pub async fn read(store: &dyn ObjectStore, key: &str) -> Result<Option<Report>, StoreError> {
         let rkey = report_key(key);
-        match store.get(&rkey).await {
+        match store.get_limited(&rkey, crate::limits::REPORT).await {
             Ok((body, _)) => Ok(serde_json::from_slice(&body).ok()),
             Err(StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),

@@ -3,6 +3,7 @@
 //! pool.
 
 use raptr_formats::policy::{valid_architecture, valid_package_name};
+use raptr_formats::quote::excerpt;
 use raptr_formats::Version;
 use serde::{Deserialize, Serialize};
 
@@ -95,9 +96,10 @@ impl Request {
         }
         let request: Request = serde_json::from_slice(bytes).map_err(|e| {
             format!(
-                "not a valid request (line {} column {}): {e}",
+                "not a valid request (line {} column {}): {}",
                 e.line(),
-                e.column()
+                e.column(),
+                crate::json_problem(&e)
             )
         })?;
         let target = request.check(config)?;
@@ -112,7 +114,10 @@ impl Request {
                 return Err("\"packages\" is empty; leave it out to mean every package".into());
             }
             if let Some(bad) = p.iter().find(|n| *n != "source" && !valid_package_name(n)) {
-                return Err(format!("\"packages\": {bad:?} is not a package name"));
+                return Err(format!(
+                    "\"packages\": {} is not a package name",
+                    excerpt(bad)
+                ));
             }
         }
         if let Some(a) = &self.architectures {
@@ -122,7 +127,10 @@ impl Request {
                 );
             }
             if let Some(bad) = a.iter().find(|n| *n != "source" && !valid_architecture(n)) {
-                return Err(format!("\"architectures\": {bad:?} is not an architecture"));
+                return Err(format!(
+                    "\"architectures\": {} is not an architecture",
+                    excerpt(bad)
+                ));
             }
         }
         match self.action {
@@ -147,7 +155,8 @@ impl Request {
                 };
                 if !valid_package_name(bundle) {
                     return Err(format!(
-                        "\"bundle\": {bundle:?} is not a source package name"
+                        "\"bundle\": {} is not a source package name",
+                        excerpt(bundle)
                     ));
                 }
                 let versions = match self.version.as_deref() {
@@ -170,7 +179,8 @@ impl Request {
                     .any(|d| d.components.contains(component))
                 {
                     return Err(format!(
-                        "\"component\": no distribution of this repository has {component:?}"
+                        "\"component\": no distribution of this repository has {}",
+                        excerpt(component)
                     ));
                 }
                 match (&self.distribution, self.action) {
@@ -183,12 +193,15 @@ impl Request {
                     (Some(d), _) => match layout.distributions.get(d) {
                         None => {
                             return Err(format!(
-                                "\"distribution\": {d:?} is not a distribution of this repository"
+                                "\"distribution\": {} is not a distribution of this repository",
+                                excerpt(d)
                             ))
                         }
                         Some(dist) if !dist.components.contains(component) => {
                             return Err(format!(
-                                "\"component\": distribution {d} has no component {component:?}"
+                                "\"component\": distribution {} has no component {}",
+                                excerpt(d),
+                                excerpt(component)
                             ))
                         }
                         Some(_) => {}

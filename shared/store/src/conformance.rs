@@ -59,10 +59,26 @@ pub async fn round_trip(store: &dyn ObjectStore, prefix: &str) {
             b("raptr")
         );
     }
+    // A bounded read takes an object at its limit and refuses one byte more.
+    let key = format!("{prefix}/pool/plain");
+    let (body, _) = store.get_limited(&key, 11).await.expect("at the limit");
+    assert_eq!(body, b("hello raptr"));
+    assert!(matches!(
+        store.get_limited(&key, 10).await,
+        Err(StoreError::TooLarge {
+            size: 11,
+            limit: 10,
+            ..
+        })
+    ));
     let missing = format!("{prefix}/missing");
     assert!(
         matches!(store.get(&missing).await, Err(StoreError::NotFound { key }) if key == missing)
     );
+    assert!(matches!(
+        store.get_limited(&missing, 10).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(matches!(
         store.head(&missing).await,
         Err(StoreError::NotFound { .. })

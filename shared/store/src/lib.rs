@@ -102,6 +102,10 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The object is larger than the reader allows: final, however often
+    /// it is read.
+    #[error("{key}: {size} bytes, more than the {limit} allowed")]
+    TooLarge { key: String, size: u64, limit: u64 },
     #[error("{key}: {source}")]
     Permanent {
         key: String,
@@ -118,6 +122,7 @@ impl StoreError {
             | StoreError::PreconditionFailed { key }
             | StoreError::InvalidKey { key, .. }
             | StoreError::Transient { key, .. }
+            | StoreError::TooLarge { key, .. }
             | StoreError::Permanent { key, .. } => key,
         }
     }
@@ -142,6 +147,35 @@ pub struct ListPage {
 pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// The whole object and its metadata.
     async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)>;
+
+    /// The whole object, unless it is larger than `limit` bytes
+    /// ([`StoreError::TooLarge`]): memory is bounded by the limit, never by
+    /// the size the object or its metadata claims. Every read of something
+    /// that input can reach (requests, documents, records raptr keeps in the
+    /// bucket) goes through this.
+    async fn get_limited(&self, key: &str, limit: u64) -> Result<(Bytes, ObjectMeta)> {
+        let (body, meta) = self.get_stream(key).await?;
+        let too_large = |size| StoreError::TooLarge {
+            key: key.to_string(),
+            size,
+            limit,
+        };
+        if meta.size > limit {
+            return Err(too_large(meta.size));
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        body.take(limit.saturating_add(1))
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| StoreError::Transient {
+                key: key.to_string(),
+                source: e.into(),
+            })?;
+        if buf.len() as u64 > limit {
+            return Err(too_large(buf.len() as u64));
+        }
+        Ok((Bytes::from(buf), meta))
+    }
 
     /// The object as a stream, and its metadata: memory does not grow with
     /// the object's size. The stream reads the version the metadata

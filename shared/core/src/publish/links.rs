@@ -98,7 +98,7 @@ impl Links {
         }
         if let Some(key) = self.stored.get(dist).and_then(|s| s.get(&shard)) {
             let key = key.clone();
-            let (body, _) = store.get(&key).await?;
+            let (body, _) = store.get_limited(&key, crate::limits::LINK_SHARD).await?;
             self.merge(dist, &key, &body)?;
         }
         self.loaded.insert((dist.to_string(), shard));
@@ -159,7 +159,12 @@ impl Links {
             })
             .collect();
         for chunk in want.chunks(16) {
-            let bodies = super::join_all(chunk.iter().map(|(_, k)| store.get(k))).await;
+            let bodies = super::join_all(
+                chunk
+                    .iter()
+                    .map(|(_, k)| store.get_limited(k, crate::limits::LINK_SHARD)),
+            )
+            .await;
             for ((dist, key), body) in chunk.iter().zip(bodies) {
                 self.merge(dist, key, &body?.0)?;
             }

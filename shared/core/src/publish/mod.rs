@@ -987,8 +987,9 @@ impl Publisher {
         let asc = Bytes::from(self.signer.public_asc().to_string());
         let gpg = Bytes::copy_from_slice(self.signer.public_gpg());
         for (key, body) in [(KEY_ASC, asc), (KEY_GPG, gpg)] {
-            match store.get(key).await {
+            match store.get_limited(key, crate::limits::RELEASE).await {
                 Ok((stored, _)) if stored == body => continue,
+                Err(StoreError::TooLarge { .. }) => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -1143,7 +1144,7 @@ impl Publisher {
         for dist in paths.keys() {
             for name in ["Release", "Release.gpg", "InRelease"] {
                 let key = format!("dists/{dist}/{name}");
-                let (body, _) = self.store.get(&key).await?;
+                let (body, _) = self.store.get_limited(&key, crate::limits::RELEASE).await?;
                 put(target, &key, body, content_type(name), CACHE_MUTABLE).await?;
             }
         }

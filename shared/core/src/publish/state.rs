@@ -102,7 +102,7 @@ pub struct Generation {
 impl State {
     /// Reads the state and its ETag; a repository never published has none.
     pub async fn load(store: &dyn ObjectStore) -> Result<(State, Option<String>), StoreError> {
-        match store.get(STATE_KEY).await {
+        match store.get_limited(STATE_KEY, crate::limits::STATE).await {
             Ok((body, meta)) => {
                 let s = serde_json::from_slice(&body).map_err(|e| StoreError::Permanent {
                     key: STATE_KEY.into(),

@@ -44,7 +44,7 @@ impl fmt::Display for Finding {
 }
 
 async fn fetch(store: &dyn ObjectStore, key: &str) -> Result<Option<Bytes>> {
-    match store.get(key).await {
+    match store.get_limited(key, crate::limits::RELEASE).await {
         Ok((b, _)) => Ok(Some(b)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
@@ -262,7 +262,7 @@ pub(super) async fn run(p: &Publisher, held: &mut Held, dry_run: bool) -> Result
             if repair && bad_release {
                 for n in ["Release", "Release.gpg", "InRelease"] {
                     let key = format!("{base}/{n}");
-                    let (body, _) = p.store.get(&key).await?;
+                    let (body, _) = p.store.get_limited(&key, crate::limits::RELEASE).await?;
                     put(store, &key, body, content_type(n), CACHE_MUTABLE).await?;
                 }
             }
