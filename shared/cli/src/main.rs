@@ -188,6 +188,24 @@ pub fn io_error(path: &Path, e: io::Error) -> CliError {
     CliError(format!("{}: {e}", path.display()))
 }
 
+/// Reads a small file the user names (a configuration, a request, a key),
+/// refusing one larger than `limit` without reading past it.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(CliError(format!(
+            "{}: larger than the {limit} bytes allowed",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The files `check` treats as one folder: every regular file of a directory
 /// (not recursing), or the files named. All must sit in one directory, because
 /// a bundle's files refer to each other by plain name.

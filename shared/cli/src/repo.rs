@@ -108,7 +108,7 @@ pub(crate) fn uploader(opened: &Opened) -> String {
 pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     let document = match config {
         Some(path) => {
-            let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
+            let bytes = crate::read_limited(path, raptr_core::limits::CONFIG)?;
             Some(
                 Config::from_json(&bytes, &path.display().to_string())
                     .map_err(|e| CliError(e.to_string()))?,
@@ -266,7 +266,7 @@ pub fn request(repo: &str, path: &Path, json: bool) -> Result<ExitCode, CliError
         .and_then(|n| n.to_str())
         .filter(|n| n.ends_with(".json"))
         .ok_or_else(|| CliError(format!("{}: a request is a .json file", path.display())))?;
-    let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
+    let bytes = crate::read_limited(path, raptr_core::request::MAX_REQUEST as u64)?;
     let key = format!("requests/{name}");
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;

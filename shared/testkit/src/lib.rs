@@ -284,3 +284,51 @@ pub fn shuffle<T>(items: &mut [T], mut seed: u64) {
         items.swap(i, (seed % (i as u64 + 1)) as usize);
     }
 }
+
+/// A tar header block of any type and declared size, with a valid checksum:
+/// for archives whose headers claim what their data does not hold.
+pub fn tar_header(path: &str, kind: u8, size: u64) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_size(size);
+    let name = &mut h.as_old_mut().name;
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// `data` padded with zeros to whole 512-byte tar blocks.
+pub fn tar_blocks(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v.resize(data.len().div_ceil(512) * 512, 0);
+    v
+}
+
+/// A tar entry whose data is `data`, under a header of type `kind`.
+pub fn tar_entry(path: &str, kind: u8, data: &[u8]) -> Vec<u8> {
+    let mut v = tar_header(path, kind, data.len() as u64);
+    v.extend(tar_blocks(data));
+    v
+}
+
+/// One POSIX extended-header record, `LEN KEY=VALUE\n`, its length counted.
+pub fn pax_record(key: &str, value: &str) -> String {
+    let body = key.len() + value.len() + 3;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    format!("{len} {key}={value}\n")
+}
+
+/// An ar member header, written raw: any name, any declared size.
+pub fn ar_header(name: &str, size: u64) -> Vec<u8> {
+    let h = format!(
+        "{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n",
+        0, 0, 0, 100644
+    );
+    assert_eq!(h.len(), 60, "an ar header is 60 bytes: {name:?} {size}");
+    h.into_bytes()
+}

@@ -31,9 +31,23 @@ pub fn raptr(args: &[&str]) -> Output {
         .expect("raptr runs")
 }
 
-/// Runs `raptr check` (text output) on a path: its exit status and stdout.
+/// The address space `raptr check` gets in the tests: what a validator may
+/// use on any input, hostile or real, with room for the binary itself.
+pub const ADDRESS_SPACE_KB: u64 = 256 * 1024;
+
+/// Runs `raptr check` (text output) on a path, under [`ADDRESS_SPACE_KB`]:
+/// its exit status and stdout. An allocation the limit refuses aborts the
+/// process, which shows as a status other than 0 or 1.
 pub fn check(path: &Path) -> (Option<i32>, String) {
-    let out = raptr(&["check", path.to_str().expect("utf-8 path")]);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {ADDRESS_SPACE_KB} && exec \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_raptr"))
+        .args(["check", path.to_str().expect("utf-8 path")])
+        .output()
+        .expect("raptr runs");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -3,6 +3,7 @@
 //! from Debian by `scripts/fetch-fixtures.sh` (run by `make test`), and index
 //! stanzas are compared with apt-ftparchive's output for the same files.
 
+mod bounded;
 mod check;
 mod fixtures;
 mod ftparchive;
