@@ -34,10 +34,12 @@ fmt:
 bench: setup
 	scripts/bench.sh
 
-## Fuzzing needs nightly and cargo-fuzz: see shared/formats/README.md.
-fuzz:
-	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run control -- -max_total_time=60
-	cd shared/formats/fuzz && $(CARGO) +nightly fuzz run deb -- -max_total_time=60
+## Every fuzz target (fuzz/) for FUZZ_SECONDS each, on the stable toolchain with
+## RUSTC_BOOTSTRAP=1; regression inputs first. See shared/formats/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 ## An emulator in the foreground, bootstrapped, for trying the AWS CLI against (Ctrl-C stops it).
 emulator: setup

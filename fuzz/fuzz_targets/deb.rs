@@ -1,8 +1,11 @@
 #![no_main]
-//! The `.deb` reader on arbitrary bytes, with small limits so a run stays fast.
+//! The `.deb` reader (ar container, tar members, decoders, control file) on
+//! arbitrary bytes, with small limits so that a run stays fast and any
+//! allocation the input decides stands out.
 
 use libfuzzer_sys::fuzz_target;
 use raptr_formats::deb::{read_deb, Limits};
+use raptr_formats::ustar;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -12,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
         data_ratio: 50,
         data_max: 8 << 20,
         decoder_memory: 16 << 20,
+        tar: ustar::Limits::default(),
     };
-    let _ = read_deb(data, &limits);
+    if let Err(e) = read_deb(data, &limits) {
+        let reason = e.to_string();
+        assert!(reason.len() < 2000, "a reason of {} bytes", reason.len());
+    }
 });

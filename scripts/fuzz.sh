@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs raptr's fuzz targets (fuzz/) with cargo-fuzz on the stable toolchain:
+# RUSTC_BOOTSTRAP=1 lets stable rustc take the sanitizer flags cargo-fuzz
+# passes, so no nightly toolchain is needed.
+#
+#   scripts/fuzz.sh [SECONDS-PER-TARGET] [TARGET...]    (default: 60, every target)
+#
+# For each target: first every committed regression input
+# (fuzz/regressions/<target>/) must pass, then the target runs for the given
+# time from its seed corpus (fuzz/corpus/<target>/, made by
+# scripts/fuzz-seeds.sh). Each input runs with at most 256 MB allocated at
+# once and 10 s; a crash, a panic, a leak of the limit or a time-out stops the
+# run with the input saved under fuzz/artifacts/<target>/. Turn such an input
+# into a regression by copying it into fuzz/regressions/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+all=(deb control dsc changes request config manifest folder upload_key)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+
+export RUSTC_BOOTSTRAP=1
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo install --quiet --locked cargo-fuzz --version 0.13.2
+fi
+scripts/fuzz-seeds.sh
+
+cd fuzz
+echo "fuzz: building the targets"
+cargo fuzz build -O
+# ASan's quarantine would otherwise count towards the RSS limit below.
+export ASAN_OPTIONS=quarantine_size_mb=16:detect_leaks=0
+limits=(-rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+run() { # TARGET ARGS...: runs the target; on failure shows its report and stops
+  local t=$1
+  shift
+  if ! cargo fuzz run -O "$t" "$@" "${limits[@]}" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "fuzz: $t failed: the input is in fuzz/artifacts/$t/ (or the regression named above)" >&2
+    exit 1
+  fi
+}
+for t in "${targets[@]}"; do
+  mkdir -p "corpus/$t"
+  if [ -d "regressions/$t" ] && [ -n "$(ls -A "regressions/$t")" ]; then
+    run "$t" "regressions/$t" -- -runs=0
+    echo "fuzz: $t: $(ls "regressions/$t" | wc -l) regression input(s) pass"
+  fi
+  run "$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  echo "fuzz: $t: ${seconds} s, ${execs:-?} executions, $(ls "corpus/$t" | wc -l) corpus inputs, no failure"
+done
+echo "fuzz: ${#targets[@]} target(s), ${seconds} s each, no failure"
