@@ -24,11 +24,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use raptr_formats::quote::excerpt;
 use serde::{Deserialize, Serialize};
 
 /// A configuration that was refused: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{source_name}: {path}: {problem}")]
+#[error("{}", raptr_formats::quote::line(&format!("{source_name}: {path}: {problem}")))]
 pub struct ConfigError {
     /// The file or key the configuration came from.
     pub source_name: String,
@@ -285,7 +286,7 @@ impl Config {
                         if !valid_name(v) {
                             return fail(
                                 format!("{at}.{field}"),
-                                format!("{v:?} is not a valid {field}"),
+                                format!("{} is not a valid {field}", excerpt(v)),
                             );
                         }
                     }
@@ -296,14 +297,17 @@ impl Config {
             if self.layouts.contains_key(layout) {
                 Ok(())
             } else {
-                fail(path, format!("no layout named {layout:?}"))
+                fail(path, format!("no layout named {}", excerpt(layout)))
             }
         };
         layout_ref("primary.layout".into(), &self.primary.layout)?;
         if !valid_bucket(&self.primary.bucket) {
             return fail(
                 "primary.bucket".into(),
-                format!("{:?} is not a valid bucket name", self.primary.bucket),
+                format!(
+                    "{} is not a valid bucket name",
+                    excerpt(&self.primary.bucket)
+                ),
             );
         }
         let mut names = BTreeSet::new();
@@ -313,25 +317,25 @@ impl Config {
             if !valid_name(&r.name) {
                 return fail(
                     format!("{at}.name"),
-                    format!("{:?} is not a valid replica name", r.name),
+                    format!("{} is not a valid replica name", excerpt(&r.name)),
                 );
             }
             if !names.insert(r.name.as_str()) {
                 return fail(
                     format!("{at}.name"),
-                    format!("replica {:?} is named twice", r.name),
+                    format!("replica {} is named twice", excerpt(&r.name)),
                 );
             }
             if !valid_bucket(&r.bucket) {
                 return fail(
                     format!("{at}.bucket"),
-                    format!("{:?} is not a valid bucket name", r.bucket),
+                    format!("{} is not a valid bucket name", excerpt(&r.bucket)),
                 );
             }
             if !buckets.insert(r.bucket.as_str()) {
                 return fail(
                     format!("{at}.bucket"),
-                    format!("bucket {:?} is used twice", r.bucket),
+                    format!("bucket {} is used twice", excerpt(&r.bucket)),
                 );
             }
             layout_ref(format!("{at}.layout"), &r.layout)?;
@@ -388,11 +392,14 @@ fn check_list(
         if !valid(item) {
             return Err((
                 format!("{path}[{i}]"),
-                format!("{item:?} is not a valid {what}"),
+                format!("{} is not a valid {what}", excerpt(item)),
             ));
         }
         if !seen.insert(item) {
-            return Err((format!("{path}[{i}]"), format!("{item:?} is listed twice")));
+            return Err((
+                format!("{path}[{i}]"),
+                format!("{} is listed twice", excerpt(item)),
+            ));
         }
     }
     Ok(())

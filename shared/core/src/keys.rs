@@ -1,6 +1,7 @@
 //! The primary bucket's keys (DESIGN §3) and the parser of upload keys.
 
 use crate::config::{valid_name, Config, Distribution};
+use raptr_formats::quote::excerpt;
 
 /// Where a repository keeps its configuration, in the primary bucket. No
 /// event fires for it and replicas never receive it.
@@ -73,21 +74,21 @@ impl UploadKey {
             return Err(format!("{key}: an empty path segment; {shape}"));
         }
         if !valid_upload_id(upload_id) {
-            return Err(format!(
-                "{key}: the upload id {upload_id:?} must be 1 to 128 of letters, digits and .+-_ (not starting with a dot)"
-            ));
+            return Err(format!("{key}: the upload id {} must be 1 to 128 of letters, digits and .+-_ (not starting with a dot)", excerpt(upload_id)));
         }
         let layout = config.primary_layout();
         let Some(d) = layout.distributions.get(dist) else {
             let known: Vec<&str> = layout.distributions.keys().map(String::as_str).collect();
             return Err(format!(
-                "{key}: unknown distribution {dist:?} (this repository has {})",
+                "{key}: unknown distribution {} (this repository has {})",
+                excerpt(dist),
                 known.join(", ")
             ));
         };
         if !valid_name(component) || !d.components.iter().any(|c| c == component) {
             return Err(format!(
-                "{key}: distribution {dist} has no component {component:?} (it has {})",
+                "{key}: distribution {dist} has no component {} (it has {})",
+                excerpt(component),
                 d.components.join(", ")
             ));
         }
