@@ -75,6 +75,13 @@ fi
 queue_url=$($aws sqs create-queue --queue-name "$queue" --query QueueUrl --output text)
 queue_arn=$($aws sqs get-queue-attributes --queue-url "$queue_url" \
     --attribute-names QueueArn --query Attributes.QueueArn --output text)
+# As in infra/template.yaml: a message whose handling failed five times
+# moves to the dead-letter queue instead of coming back for ever.
+dlq_url=$($aws sqs create-queue --queue-name "$queue-dead" --query QueueUrl --output text)
+dlq_arn=$($aws sqs get-queue-attributes --queue-url "$dlq_url" \
+    --attribute-names QueueArn --query Attributes.QueueArn --output text)
+redrive=$(printf '{"RedrivePolicy": "{\\"deadLetterTargetArn\\": \\"%s\\", \\"maxReceiveCount\\": \\"5\\"}"}' "$dlq_arn")
+$aws sqs set-queue-attributes --queue-url "$queue_url" --attributes "$redrive"
 
 notify=$(cat <<JSON
 {"QueueConfigurations": [
@@ -87,4 +94,4 @@ JSON
 )
 $aws s3api put-bucket-notification-configuration --bucket "$bucket" \
     --notification-configuration "$notify"
-say "events of $bucket (incoming/, requests/) -> $queue"
+say "events of $bucket (incoming/, requests/) -> $queue (dead letters -> $queue-dead)"

@@ -46,6 +46,9 @@ pub struct Round {
     pub messages: usize,
     /// The ingest handler's outcomes, one per object-created record.
     pub outcomes: Vec<Value>,
+    /// Deliveries the ingest handler failed (`batchItemFailures`): each goes
+    /// back to the queue until the redrive policy takes it.
+    pub failed: usize,
     /// The publish handler's answer.
     pub publish: Value,
 }
@@ -245,11 +248,42 @@ impl Dispatcher {
             round
                 .outcomes
                 .extend(answer["outcomes"].as_array().cloned().unwrap_or_default());
+            // What Lambda does with a `batchItemFailures` answer: the failed
+            // messages go back to the queue (at once here, where Lambda
+            // waits for the visibility timeout), the rest are deleted. The
+            // queue's redrive policy moves a message that keeps failing to
+            // the dead-letter queue.
+            let failed: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["itemIdentifier"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            round.failed += failed.len();
             for m in messages {
+                let handle = m.receipt_handle.unwrap_or_default();
+                if failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(0)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            self.queue_error(
+                                "change visibility",
+                                aws_sdk_sqs::error::DisplayErrorContext(&e),
+                            )
+                        })?;
+                    continue;
+                }
                 self.sqs
                     .delete_message()
                     .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .receipt_handle(handle)
                     .send()
                     .await
                     .map_err(|e| {

@@ -10,11 +10,18 @@
 //! - the emulator's variants of both: keys that encode `/`, and records
 //!   without the fields AWS always sends (time, identity, request parameters).
 //!
-//! Discipline: every record is handled before the function answers. Any
-//! failure that may succeed later (S3, DynamoDB, a bad configuration) fails
-//! the whole invocation so that AWS delivers it again; handling is idempotent,
-//! so records that did succeed are no-ops the second time. Input that is
-//! wrong becomes a report and never an error.
+//! Discipline: every record is handled before the function answers. A
+//! failure that may succeed later (S3, DynamoDB) fails only the SQS message
+//! that carries it: the answer lists it in `batchItemFailures` (the template
+//! turns on `ReportBatchItemFailures`), SQS delivers it again, and the other
+//! messages of the batch are done. A message that cannot be read at all is
+//! failed the same way, so the queue's redrive policy moves it to the
+//! dead-letter queue after a few deliveries instead of retrying it for ever.
+//! A payload that came straight from S3 (no SQS) has no such answer: any
+//! failure fails the invocation. A bad configuration fails everything until
+//! it is fixed. Handling is idempotent, so records that did succeed are
+//! no-ops the second time. Input that is wrong becomes a report and never an
+//! error.
 
 use std::sync::Arc;
 
@@ -38,9 +45,19 @@ pub struct Record {
 #[error("unrecognised event payload: {0}")]
 pub struct PayloadError(String);
 
-/// The object-created records of a payload, in order. Records of other
-/// kinds (deletions, S3's `s3:TestEvent`) are left out.
-pub fn records(payload: &Value) -> Result<Vec<Record>, PayloadError> {
+/// One unit of delivery: an SQS message (with its id, for
+/// `batchItemFailures`) or a whole S3 payload (no id), and the
+/// object-created records it carries, or why it cannot be read.
+#[derive(Debug)]
+pub struct Message {
+    pub id: Option<String>,
+    pub records: Result<Vec<Record>, PayloadError>,
+}
+
+/// The messages of a payload, in order. An SQS payload that does not parse
+/// as a whole, or a payload that is neither SQS nor S3, is an error; one SQS
+/// message that cannot be read is a message whose `records` is the error.
+pub fn messages(payload: &Value) -> Result<Vec<Message>, PayloadError> {
     let Some(list) = payload.get("Records").and_then(Value::as_array) else {
         return Err(PayloadError("no Records array".into()));
     };
@@ -49,22 +66,47 @@ pub fn records(payload: &Value) -> Result<Vec<Record>, PayloadError> {
         .and_then(|r| r.get("eventSource"))
         .and_then(Value::as_str)
         == Some("aws:sqs");
-    if is_sqs {
-        let sqs: SqsEvent = serde_json::from_value(payload.clone())
-            .map_err(|e| PayloadError(format!("an SQS event that does not parse: {e}")))?;
-        let mut out = Vec::new();
-        for (i, m) in sqs.records.iter().enumerate() {
-            let body = m.body.as_deref().unwrap_or("");
-            let inner: Value = serde_json::from_str(body)
-                .map_err(|e| PayloadError(format!("SQS message {i} is not JSON: {e}")))?;
-            if inner.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
-                continue;
-            }
-            out.extend(s3_records(&inner)?);
-        }
-        return Ok(out);
+    if !is_sqs {
+        return Ok(vec![Message {
+            id: None,
+            records: s3_records(payload),
+        }]);
     }
-    s3_records(payload)
+    let sqs: SqsEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| PayloadError(format!("an SQS event that does not parse: {e}")))?;
+    Ok(sqs
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = m.message_id.clone().unwrap_or_else(|| format!("#{i}"));
+            let body = m.body.as_deref().unwrap_or("");
+            let records = serde_json::from_str::<Value>(body)
+                .map_err(|e| PayloadError(format!("SQS message {id} is not JSON: {e}")))
+                .and_then(|inner| {
+                    if inner.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+                        Ok(Vec::new())
+                    } else {
+                        s3_records(&inner)
+                    }
+                });
+            Message {
+                id: Some(id),
+                records,
+            }
+        })
+        .collect())
+}
+
+/// The object-created records of a payload, in order, failing if any
+/// message cannot be read. Records of other kinds (deletions, S3's
+/// `s3:TestEvent`) are left out.
+pub fn records(payload: &Value) -> Result<Vec<Record>, PayloadError> {
+    let mut out = Vec::new();
+    for m in messages(payload)? {
+        out.extend(m.records?);
+    }
+    Ok(out)
 }
 
 /// Event name, bucket, key (as sent) and principal of one S3 record.
@@ -155,8 +197,12 @@ impl Handler {
     /// Handles one invocation. The configuration is read for each one, so
     /// a change to it takes effect at once, and a broken one stops
     /// everything (with an error naming the problem) until it is fixed.
+    ///
+    /// The answer has `batchItemFailures`: the SQS messages to deliver again
+    /// (empty when all succeeded). For a payload that is not from SQS, a
+    /// failure is an error instead.
     pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
-        let records = records(&payload)?;
+        let messages = messages(&payload)?;
         let repo = format!("s3://{}", self.bucket);
         let config = load_config(self.store.as_ref(), &repo).await.map_err(|e| {
             tracing::error!(repository = %repo, error = %e, "configuration");
@@ -164,34 +210,69 @@ impl Handler {
         })?;
         let ingest = Ingest::new(self.store.clone(), self.journal.clone(), config);
         let mut outcomes = Vec::new();
-        for r in &records {
-            if r.bucket != self.bucket {
-                tracing::warn!(bucket = %r.bucket, key = %r.event.key, "event for another bucket; ignored");
-                continue;
-            }
-            match ingest.handle(&r.event).await {
-                Ok(outcome) => {
-                    tracing::info!(
-                        key = %outcome.key,
-                        bundle = outcome.bundle.as_deref().unwrap_or(""),
-                        version = outcome.version.as_deref().unwrap_or(""),
-                        outcome = ?outcome.status,
-                        reason = outcome.reason.as_deref().unwrap_or(""),
-                        settled = outcome.settled.len(),
-                        "handled"
-                    );
-                    outcomes.push(serde_json::to_value(&outcome).unwrap_or(Value::Null));
-                }
-                Err(e) => {
-                    tracing::error!(key = %r.event.key, error = %e, "will be retried");
-                    return Err(HandlerError::Ingest {
-                        key: r.event.key.clone(),
-                        source: e,
-                    });
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for m in messages {
+            let records = match m.records {
+                Ok(records) => records,
+                Err(e) => match &m.id {
+                    Some(id) => {
+                        tracing::error!(message = %id, error = %e, "unreadable message; left to the queue's redrive policy");
+                        failures.push(json!({ "itemIdentifier": id }));
+                        continue;
+                    }
+                    None => return Err(e.into()),
+                },
+            };
+            count += records.len();
+            for r in &records {
+                match self.handle_record(&ingest, r).await {
+                    Ok(Some(outcome)) => outcomes.push(outcome),
+                    Ok(None) => {}
+                    Err(e) => match &m.id {
+                        Some(id) => {
+                            tracing::error!(message = %id, key = %r.event.key, error = %e, "will be retried");
+                            failures.push(json!({ "itemIdentifier": id }));
+                            break;
+                        }
+                        None => {
+                            tracing::error!(key = %r.event.key, error = %e, "will be retried");
+                            return Err(HandlerError::Ingest {
+                                key: r.event.key.clone(),
+                                source: e,
+                            });
+                        }
+                    },
                 }
             }
         }
-        Ok(json!({ "records": records.len(), "outcomes": outcomes }))
+        Ok(json!({
+            "records": count,
+            "outcomes": outcomes,
+            "batchItemFailures": failures,
+        }))
+    }
+
+    async fn handle_record(
+        &self,
+        ingest: &Ingest,
+        r: &Record,
+    ) -> Result<Option<Value>, raptr_core::ingest::IngestError> {
+        if r.bucket != self.bucket {
+            tracing::warn!(bucket = %r.bucket, key = %r.event.key, "event for another bucket; ignored");
+            return Ok(None);
+        }
+        let outcome = ingest.handle(&r.event).await?;
+        tracing::info!(
+            key = %outcome.key,
+            bundle = outcome.bundle.as_deref().unwrap_or(""),
+            version = outcome.version.as_deref().unwrap_or(""),
+            outcome = ?outcome.status,
+            reason = outcome.reason.as_deref().unwrap_or(""),
+            settled = outcome.settled.len(),
+            "handled"
+        );
+        Ok(Some(serde_json::to_value(&outcome).unwrap_or(Value::Null)))
     }
 }
 
@@ -233,6 +314,23 @@ mod tests {
             ]
         );
         assert_eq!(r[1].event.uploader, "unknown");
+    }
+
+    #[test]
+    fn one_unreadable_message_does_not_take_the_batch() {
+        let sqs = json!({"Records": [
+            {"messageId": "bad", "eventSource": "aws:sqs", "body": "{"},
+            {"messageId": "good", "eventSource": "aws:sqs", "body": AWS},
+        ]});
+        let m = messages(&sqs).expect("parses");
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].id.as_deref(), Some("bad"));
+        assert!(m[0].records.is_err());
+        assert_eq!(m[1].records.as_ref().expect("readable").len(), 1);
+        assert!(
+            records(&sqs).is_err(),
+            "all-or-nothing for callers that want it"
+        );
     }
 
     #[test]

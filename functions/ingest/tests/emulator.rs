@@ -23,6 +23,10 @@ use raptr_testkit::{changes, deb, deb_name, shuffle, source_package, File};
 use serde_json::{json, Value};
 
 struct Env {
+    /// The bucket through the SDK itself, for keys the store refuses to
+    /// write (as `aws s3 cp` and the console do not).
+    raw: aws_sdk_s3::Client,
+    bucket: String,
     store: Arc<S3Store>,
     table: Arc<DynamoTable>,
     sqs: aws_sdk_sqs::Client,
@@ -74,6 +78,8 @@ async fn env(tag: &str) -> Env {
         journal: table.clone(),
     };
     Env {
+        raw: s3_client(&conf, None, true),
+        bucket: names.bucket.clone(),
         store,
         table,
         sqs,
@@ -143,19 +149,38 @@ impl Env {
     }
 
     /// Hands every queued event to the handler twice, shuffled, in batches
-    /// of up to 10 records; returns how many S3 events there were.
+    /// of up to 10 records; returns how many S3 events there were. No
+    /// message may fail.
     async fn deliver(&self, seed: u64) -> usize {
         let records = self.receive().await;
         let n = records.len();
         let mut twice: Vec<Value> = records.iter().chain(records.iter()).cloned().collect();
         shuffle(&mut twice, seed);
         for batch in twice.chunks(10) {
-            self.handler
+            let answer = self
+                .handler
                 .handle(json!({ "Records": batch }))
                 .await
                 .unwrap();
+            assert_eq!(
+                answer["batchItemFailures"],
+                json!([]),
+                "no message is delivered again: {answer:#}"
+            );
         }
         n
+    }
+
+    /// Puts an object under any key S3 takes.
+    async fn put_raw(&self, key: &str, bytes: &[u8]) {
+        self.raw
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key:?}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
     }
 
     async fn report(&self, key: &str) -> Report {
@@ -468,4 +493,98 @@ async fn a_broken_configuration_stops_everything_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(e.status(key).await, Status::Accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn careless_and_hostile_keys_are_answered_and_hold_back_nothing() {
+    let e = env("poison").await;
+    let folder = "incoming/stable/main/build-42";
+    let files = hello_bundle();
+    e.put_all(folder, &files).await;
+    let a_deb = deb("stray", "1.0", "amd64", None, "s");
+    // 1,020 bytes: S3 takes it, but neither reports/…json nor rejected/…
+    // fits in 1,024.
+    let long_name = format!(
+        "{}.deb",
+        "x".repeat(1016 - "incoming/testing/main/long/".len())
+    );
+    let poison = [
+        // A console "folder".
+        ("incoming/testing/main/marker/".to_string(), Vec::new()),
+        (
+            "incoming/testing/main/a\\b/stray_1.0_amd64.deb".to_string(),
+            a_deb.clone(),
+        ),
+        // A file copied to a folder's own key: its report must not land on
+        // the folder's progress record.
+        ("incoming/stable/main/build-42".to_string(), a_deb.clone()),
+        (
+            format!("incoming/testing/main/long/{long_name}"),
+            a_deb.clone(),
+        ),
+        ("requests/sub/".to_string(), Vec::new()),
+    ];
+    for (key, bytes) in &poison {
+        e.put_raw(key, bytes).await;
+    }
+    assert_eq!(poison[3].0.len(), 1020);
+    e.deliver(7).await;
+    for (name, _) in &files {
+        let key = format!("{folder}/{name}");
+        assert_eq!(e.status(&key).await, Status::Accepted, "{key}");
+    }
+    for (key, bytes) in &poison {
+        let report = e.report(key).await;
+        assert_eq!(report.status, Some(Status::Rejected), "{key:?}: {report:?}");
+        assert_eq!(&report.key, key, "the report names the original key");
+        let kept = report.rejected_key.clone().expect("kept under rejected/");
+        assert!(
+            kept.len() <= 1024 && kept.starts_with("rejected/"),
+            "{kept}"
+        );
+        let (body, _) = e.store.get(&kept).await.unwrap();
+        assert_eq!(&body[..], &bytes[..], "{key:?}: kept byte for byte");
+    }
+    assert!(
+        e.keys("incoming/").await.is_empty(),
+        "every object was answered"
+    );
+    // The folder's progress record is still the folder's.
+    let (record, _) = e
+        .store
+        .get("reports/incoming/stable/main/build-42.json")
+        .await
+        .unwrap();
+    let record: Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["upload_id"], "build-42");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_message_fails_alone() {
+    let e = env("batch").await;
+    let folder = "incoming/stable/main/build-1";
+    let files = hello_bundle();
+    e.put_all(folder, &files).await;
+    let mut records = e.receive().await;
+    records.insert(
+        1,
+        json!({
+            "messageId": "not-an-s3-event",
+            "receiptHandle": "x",
+            "body": "{ this is not JSON",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:raptr-ingest",
+            "awsRegion": REGION,
+        }),
+    );
+    let mut failed = Vec::new();
+    for batch in records.chunks(10) {
+        let answer = e.handler.handle(json!({ "Records": batch })).await.unwrap();
+        failed.extend(answer["batchItemFailures"].as_array().cloned().unwrap());
+    }
+    assert_eq!(failed, [json!({ "itemIdentifier": "not-an-s3-event" })]);
+    for (name, _) in &files {
+        let key = format!("{folder}/{name}");
+        assert_eq!(e.status(&key).await, Status::Accepted, "{key}");
+    }
 }

@@ -66,10 +66,11 @@ async fn run(args: Args) -> Result<(), String> {
         if !args.watch {
             print(&round);
             println!(
-                "dispatched {} event message(s) of {}: {} file(s) handled",
+                "dispatched {} event message(s) of {}: {} file(s) handled, {} delivery(ies) failed and returned to the queue",
                 round.messages,
                 d.target().bucket,
-                round.outcomes.len()
+                round.outcomes.len(),
+                round.failed
             );
             return Ok(());
         }
