@@ -26,8 +26,8 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use raptr_store::{
-    check_key, ByteReader, ListPage, ObjectMeta, ObjectStore, PutMode, PutOptions, Result,
-    StoreError,
+    check_existing_key, check_key, ByteReader, ListPage, ObjectMeta, ObjectStore, PutMode,
+    PutOptions, Result, StoreError,
 };
 use tokio::io::AsyncReadExt;
 
@@ -178,6 +178,7 @@ impl S3Store {
             etag: out.e_tag.unwrap_or_default(),
             content_type: opts.content_type.clone(),
             cache_control: opts.cache_control.clone(),
+            modified: None,
         })
     }
 
@@ -296,6 +297,7 @@ impl S3Store {
                 etag,
                 content_type: opts.content_type.clone(),
                 cache_control: opts.cache_control.clone(),
+                modified: None,
             })
     }
 
@@ -363,6 +365,7 @@ impl S3Store {
                 .unwrap_or_default(),
             content_type: src.content_type,
             cache_control: src.cache_control,
+            modified: None,
         })
     }
 
@@ -420,6 +423,7 @@ impl S3Store {
                 etag,
                 content_type: src.content_type.clone(),
                 cache_control: src.cache_control.clone(),
+                modified: None,
             }),
             Err(e) => {
                 self.abort_upload(to, &upload_id).await;
@@ -455,6 +459,7 @@ fn meta_of(
     etag: Option<String>,
     content_type: Option<String>,
     cache_control: Option<String>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
 ) -> ObjectMeta {
     ObjectMeta {
         key: key.to_string(),
@@ -462,6 +467,7 @@ fn meta_of(
         etag: etag.unwrap_or_default(),
         content_type,
         cache_control,
+        modified: modified.and_then(|t| u64::try_from(t.secs()).ok()),
     }
 }
 
@@ -473,7 +479,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_stream(&self, key: &str) -> Result<(ByteReader, ObjectMeta)> {
-        check_key(key)?;
+        check_existing_key(key)?;
         let out = self
             .client
             .get_object()
@@ -488,6 +494,7 @@ impl ObjectStore for S3Store {
             out.e_tag,
             out.content_type,
             out.cache_control,
+            out.last_modified.as_ref(),
         );
         Ok((Box::pin(out.body.into_async_read()), meta))
     }
@@ -509,7 +516,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Bytes> {
-        check_key(key)?;
+        check_existing_key(key)?;
         if end <= start {
             return Ok(Bytes::new());
         }
@@ -539,7 +546,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        check_key(key)?;
+        check_existing_key(key)?;
         let out = self
             .client
             .head_object()
@@ -554,6 +561,7 @@ impl ObjectStore for S3Store {
             out.e_tag,
             out.content_type,
             out.cache_control,
+            out.last_modified.as_ref(),
         ))
     }
 
@@ -569,7 +577,7 @@ impl ObjectStore for S3Store {
         source_etag: Option<&str>,
         create_only: bool,
     ) -> Result<ObjectMeta> {
-        check_key(from)?;
+        check_existing_key(from)?;
         check_key(to)?;
         let src = self.head(from).await?;
         if source_etag.is_some_and(|want| want != src.etag) {
@@ -589,7 +597,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn copy_as(&self, from: &str, to: &str, opts: PutOptions) -> Result<ObjectMeta> {
-        check_key(from)?;
+        check_existing_key(from)?;
         check_key(to)?;
         let mut src = self.head(from).await?;
         src.content_type = opts.content_type;
@@ -601,7 +609,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        check_key(key)?;
+        check_existing_key(key)?;
         self.client
             .delete_object()
             .bucket(&self.bucket)
@@ -616,7 +624,7 @@ impl ObjectStore for S3Store {
         for chunk in keys.chunks(1000) {
             let mut objects = Vec::with_capacity(chunk.len());
             for k in chunk {
-                check_key(k)?;
+                check_existing_key(k)?;
                 objects.push(ObjectIdentifier::builder().key(k).build().map_err(|e| {
                     StoreError::Permanent {
                         key: k.clone(),
@@ -674,7 +682,14 @@ impl ObjectStore for S3Store {
             .into_iter()
             .filter_map(|o| {
                 let key = o.key?;
-                Some(meta_of(&key, o.size, o.e_tag, None, None))
+                Some(meta_of(
+                    &key,
+                    o.size,
+                    o.e_tag,
+                    None,
+                    None,
+                    o.last_modified.as_ref(),
+                ))
             })
             .collect();
         let next = if out.is_truncated.unwrap_or(false) {

@@ -9,14 +9,51 @@ pub const CONFIG_KEY: &str = "config/raptr.json";
 pub const INCOMING: &str = "incoming/";
 pub const REQUESTS: &str = "requests/";
 
+/// The folder under `reports/` and `rejected/` for objects whose own key
+/// cannot carry the prefix (see [`report_key`]). No upload or request key
+/// produces a key there: those all start with `incoming/` or `requests/`.
+pub const INVALID_KEYS: &str = "invalid-keys/";
+
 /// `reports/<key>.json`: the answer to an incoming object or request.
+///
+/// Some keys cannot carry it: a key S3 accepts but raptr's stores do not (a
+/// console folder marker ending in `/`, a backslash, a control character,
+/// an empty or `.`/`..` segment), one too long for the prefix and suffix to
+/// fit in S3's 1,024 bytes, or `incoming/<dist>/<component>/<upload-id>`
+/// itself, whose natural report key is the folder's progress record. Their
+/// report is `reports/invalid-keys/<SHA-256 of the key, hex>.json`, and the
+/// report's `key` field names the original.
 pub fn report_key(key: &str) -> String {
-    format!("reports/{key}.json")
+    let natural = format!("reports/{key}.json");
+    if raptr_store::check_key(&natural).is_ok() && !is_folder_key(key) {
+        natural
+    } else {
+        format!("reports/{INVALID_KEYS}{}.json", key_digest(key))
+    }
 }
 
-/// `rejected/<key>`: where a rejected upload is kept, byte-for-byte.
+/// `rejected/<key>`: where a rejected upload is kept, byte-for-byte; for a
+/// key that cannot carry the prefix, `rejected/invalid-keys/<SHA-256 of the
+/// key, hex>` (as for [`report_key`]).
 pub fn rejected_key(key: &str) -> String {
-    format!("rejected/{key}")
+    let natural = format!("rejected/{key}");
+    if raptr_store::check_key(&natural).is_ok() {
+        natural
+    } else {
+        format!("rejected/{INVALID_KEYS}{}", key_digest(key))
+    }
+}
+
+/// The name a key's derived report and rejected copy take.
+pub fn key_digest(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    raptr_formats::hash::hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// `incoming/<a>/<b>/<c>`: the shape of an upload folder's own key.
+fn is_folder_key(key: &str) -> bool {
+    key.strip_prefix(INCOMING)
+        .is_some_and(|rest| rest.split('/').count() == 3)
 }
 
 /// The manifest beside a bundle version's files in the pool.
@@ -49,7 +86,8 @@ impl UploadKey {
     /// The bundle report of the whole folder, which also records the folder's
     /// progress: `reports/incoming/<dist>/<component>/<upload-id>.json`.
     pub fn folder_report_key(&self) -> String {
-        report_key(&self.folder())
+        // Not report_key(): that keeps this key from every upload's report.
+        format!("reports/{}.json", self.folder())
     }
 
     /// Splits `incoming/<dist>/<component>/<upload-id>/<file>` and checks the
@@ -62,6 +100,16 @@ impl UploadKey {
         let rest = key
             .strip_prefix(INCOMING)
             .ok_or_else(|| format!("{key}: not under {INCOMING}"))?;
+        if let Err(e) = raptr_store::check_key(key) {
+            let why = match e {
+                raptr_store::StoreError::InvalidKey { reason, .. } => reason,
+                _ => "is not a usable key",
+            };
+            return Err(format!(
+                "{}: the key {why}; upload to incoming/<distribution>/<component>/<upload-id>/<file> with a plain file name",
+                excerpt(key)
+            ));
+        }
         let parts: Vec<&str> = rest.split('/').collect();
         let shape = "uploads go to incoming/<distribution>/<component>/<upload-id>/<file>";
         let [dist, component, upload_id, file] = parts[..] else {
@@ -115,6 +163,48 @@ fn valid_upload_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_that_cannot_carry_a_prefix_get_derived_ones() {
+        for key in [
+            "incoming/testing/main/marker/",
+            "incoming/testing/main/a\\b/c.deb",
+            "incoming/testing/main/b/c\u{7}.deb",
+            "incoming/testing//main/b/c.deb",
+            "incoming/testing/main/build-2",
+            &format!("incoming/testing/main/b/{}", "x".repeat(1000)),
+        ] {
+            let r = report_key(key);
+            assert!(r.starts_with("reports/invalid-keys/"), "{key:?}: {r}");
+            assert!(raptr_store::check_key(&r).is_ok());
+            assert_eq!(r, report_key(key), "stable");
+            let j = rejected_key(key);
+            assert!(raptr_store::check_key(&j).is_ok(), "{key:?}: {j}");
+        }
+        assert_ne!(
+            report_key("incoming/testing/main/marker/"),
+            report_key("incoming/testing/main/marker")
+        );
+        // Keys that can carry the prefixes keep their natural places, and
+        // no upload's report is a folder record.
+        let k = "incoming/testing/main/b1/foo_1.0_amd64.deb";
+        assert_eq!(report_key(k), format!("reports/{k}.json"));
+        assert_eq!(rejected_key(k), format!("rejected/{k}"));
+        let c = Config::default_local("repo");
+        let (uk, _) = UploadKey::parse(k, &c).expect("valid");
+        assert_ne!(uk.folder_report_key(), report_key(&uk.folder()));
+        assert_eq!(
+            report_key("requests/p.json"),
+            "reports/requests/p.json.json"
+        );
+        for bad in [
+            "incoming/testing/main/marker/",
+            "incoming/testing/main/a\\b/c.deb",
+        ] {
+            let e = UploadKey::parse(bad, &c).expect_err(bad);
+            assert!(!e.contains('\n') && e.len() < 400, "{e}");
+        }
+    }
 
     #[test]
     fn upload_keys() {

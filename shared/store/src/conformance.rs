@@ -59,6 +59,18 @@ pub async fn round_trip(store: &dyn ObjectStore, prefix: &str) {
             b("raptr")
         );
     }
+    // Heads and listings say when an object was written.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let written = |m: &crate::ObjectMeta| m.modified.is_some_and(|t| t.abs_diff(now) < 600);
+    let head = store
+        .head(&format!("{prefix}/pool/plain"))
+        .await
+        .expect("head");
+    assert!(written(&head), "head: {head:?}");
+    let listed = store.list(&format!("{prefix}/pool/")).await.expect("list");
+    assert!(listed.iter().all(written), "list: {listed:?}");
     // A bounded read takes an object at its limit and refuses one byte more.
     let key = format!("{prefix}/pool/plain");
     let (body, _) = store.get_limited(&key, 11).await.expect("at the limit");

@@ -171,6 +171,11 @@ impl Inner {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|s: &Sidecar| s.size == file_meta.len());
+        let modified = file_meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
         match sidecar {
             Some(s) => Ok(ObjectMeta {
                 key: key.to_string(),
@@ -178,6 +183,7 @@ impl Inner {
                 etag: s.etag,
                 content_type: s.content_type,
                 cache_control: s.cache_control,
+                modified,
             }),
             None => {
                 let mut f = File::open(self.path(key)).map_err(|e| io_err(key, e))?;
@@ -188,6 +194,7 @@ impl Inner {
                     etag,
                     content_type: None,
                     cache_control: None,
+                    modified,
                 })
             }
         }
@@ -235,6 +242,7 @@ impl Inner {
             etag: etag.clone(),
             content_type: opts.content_type.clone(),
             cache_control: opts.cache_control.clone(),
+            modified: None,
         };
         let side = Sidecar {
             etag,

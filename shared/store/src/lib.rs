@@ -71,8 +71,8 @@ impl PutOptions {
     }
 }
 
-/// What a head (or a get) tells about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a head (or a get, or a listing) tells about an object.
+#[derive(Debug, Clone, Default)]
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
@@ -80,7 +80,26 @@ pub struct ObjectMeta {
     pub etag: String,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    /// When the object was last written, in whole seconds since the Unix
+    /// epoch, where the adapter says (heads, gets and listings do; the
+    /// answer to a write does not).
+    pub modified: Option<u64>,
 }
+
+/// Two descriptions of an object are equal when they describe the same
+/// content and headers; the time is not compared (a write does not know it,
+/// a head of the same version does).
+impl PartialEq for ObjectMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.size == other.size
+            && self.etag == other.etag
+            && self.content_type == other.content_type
+            && self.cache_control == other.cache_control
+    }
+}
+
+impl Eq for ObjectMeta {}
 
 /// A storage failure, naming the key it concerns. Callers branch on the
 /// variant: not-found and precondition failures are answers, transient errors
@@ -319,6 +338,20 @@ pub fn etag_of(body: &[u8]) -> String {
 /// A SHA-256 digest as an ETag: hex, quoted like S3's.
 pub(crate) fn quoted_etag(sha256: &[u8]) -> String {
     format!("\"{}\"", raptr_formats::hash::hex(sha256))
+}
+
+/// The keys an object that raptr did not write may have, and that raptr must
+/// still be able to read, copy from and delete (an upload): anything S3
+/// holds, non-empty and at most 1,024 bytes. Adapters that keep objects as
+/// files check [`check_key`] instead, since no file can have the others.
+pub fn check_existing_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            reason: "empty or longer than 1024 bytes",
+        });
+    }
+    Ok(())
 }
 
 /// Refuses keys that could escape a directory or that S3 and a filesystem
