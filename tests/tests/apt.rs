@@ -34,6 +34,7 @@ const VERSION: &str = "1:2.0+dfsg~rc1-1";
 struct Stack {
     emu: &'static Emulator,
     bucket: String,
+    primary: S3Store,
     dispatcher: Dispatcher,
     /// (name, bucket, store)
     replicas: Vec<(String, String, S3Store)>,
@@ -134,6 +135,7 @@ async fn stack(tag: &str) -> Stack {
     Stack {
         emu,
         bucket,
+        primary,
         dispatcher,
         replicas,
         public_gpg: signer.public_gpg().to_vec(),
@@ -591,4 +593,117 @@ async fn a_publisher_killed_at_random_points_never_breaks_apt() {
     let (apt, work) = s.apt("eu", &s.replicas[0].1, "stable");
     update_cleanly(&apt, &work, "converged");
     ok(apt.apt_get(&["download", "hello"], &work), "converged");
+}
+
+/// The queue named `name` on the emulator: its URL, and how many messages
+/// it holds now.
+fn queue_depth(s: &Stack, name: &str) -> (String, u64) {
+    let url = ok(
+        s.aws(&[
+            "sqs",
+            "get-queue-url",
+            "--queue-name",
+            name,
+            "--output",
+            "text",
+        ]),
+        "get-queue-url",
+    )
+    .trim()
+    .to_string();
+    let n = ok(
+        s.aws(&[
+            "sqs",
+            "get-queue-attributes",
+            "--queue-url",
+            &url,
+            "--attribute-names",
+            "ApproximateNumberOfMessages",
+            "--query",
+            "Attributes.ApproximateNumberOfMessages",
+            "--output",
+            "text",
+        ]),
+        "get-queue-attributes",
+    );
+    (url, n.trim().parse().unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn careless_uploads_and_a_poison_message_hold_back_no_bundle() {
+    let s = stack("poison").await;
+    s.upload("testing/main", "build-1", &bundle());
+    // A console folder, a file copied to a folder's own key (the trailing
+    // slash forgotten), and a message that is no S3 event at all.
+    ok(
+        s.aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            &s.bucket,
+            "--key",
+            "incoming/testing/main/marker/",
+        ]),
+        "console folder",
+    );
+    let stray = s.tmp.path().join("stray.deb");
+    std::fs::write(&stray, deb("stray", "1.0", "amd64", None, "s")).unwrap();
+    ok(
+        s.aws(&[
+            "s3",
+            "cp",
+            stray.to_str().unwrap(),
+            &format!("s3://{}/incoming/testing/main/build-1", s.bucket),
+        ]),
+        "aws s3 cp without the trailing slash",
+    );
+    let queue = "raptr-e2e-poison".to_string();
+    let (url, _) = queue_depth(&s, &queue);
+    ok(
+        s.aws(&[
+            "sqs",
+            "send-message",
+            "--queue-url",
+            &url,
+            "--message-body",
+            "{ not an event",
+        ]),
+        "send-message",
+    );
+
+    // One round ends: the bad message comes back until the redrive policy
+    // moves it to the dead-letter queue, and nothing else waits for it.
+    let round = s.dispatch().await;
+    assert!(round.failed >= 1, "{:#?}", round.lines());
+    assert_eq!(queue_depth(&s, &queue).1, 0, "the queue is drained");
+    assert_eq!(
+        queue_depth(&s, &format!("{queue}-dead")).1,
+        1,
+        "the poison is in the dead-letter queue"
+    );
+    // Every careless object has its report, and the folder's record is
+    // still the folder's.
+    for key in [
+        "incoming/testing/main/marker/",
+        "incoming/testing/main/build-1",
+    ] {
+        let report = raptr_core::report::Report::read(&s.primary, key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key}: no report"));
+        assert_eq!(
+            report.status.map(|s| format!("{s:?}")).as_deref(),
+            Some("Rejected"),
+            "{key}"
+        );
+    }
+    for (name, bucket, _) in &s.replicas {
+        let who = format!("replica {name} ({bucket})");
+        let (apt, work) = s.apt(name, bucket, "testing");
+        update_cleanly(&apt, &work, &who);
+        ok(
+            apt.apt_get(&["download", "hello", "hello-doc"], &work),
+            &who,
+        );
+    }
 }

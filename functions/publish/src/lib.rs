@@ -200,22 +200,35 @@ impl Handler {
             .await
             .map_err(|e| HandlerError(e.to_string()))?;
         let mut answer = json!({ "bucket": self.bucket });
+        // A sweep that fails (it could not even list) never holds back the
+        // scheduled publish: the publish runs, then the invocation fails so
+        // that the error is seen and the schedule's retry sweeps again.
+        let mut sweep_error = None;
         if matches!(task, Task::Scheduled | Task::Sweep) {
             let ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone());
-            let swept = ingest
-                .sweep(raptr_core::time::now_ms())
-                .await
-                .map_err(|e| HandlerError(format!("sweep: {e}")))?;
-            tracing::info!(
-                expired = swept.expired.len(),
-                redriven = swept.redriven.len(),
-                waiting = swept.waiting,
-                "swept incoming/"
-            );
-            answer["sweep"] = json!(swept);
+            match ingest.sweep(raptr_core::time::now_ms()).await {
+                Ok(swept) => {
+                    tracing::info!(
+                        expired = swept.expired.len(),
+                        redriven = swept.redriven.len(),
+                        waiting = swept.waiting,
+                        young = swept.young,
+                        failed = swept.failed.len(),
+                        "swept incoming/ and requests/"
+                    );
+                    answer["sweep"] = json!(swept);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "sweep");
+                    sweep_error = Some(HandlerError(format!("sweep of {}: {e}", self.bucket)));
+                }
+            }
         }
         if task == Task::Sweep {
-            return Ok(answer);
+            return match sweep_error {
+                Some(e) => Err(e),
+                None => Ok(answer),
+            };
         }
         let publisher = self.publisher(&config).await?;
         let fail = |what: &str, e: raptr_core::publish::PublishError| {
@@ -232,6 +245,13 @@ impl Handler {
                     lagging = s.replicas.values().filter(|r| r.error.is_some()).count(),
                     "published"
                 );
+                if s.ran {
+                    // CloudWatch reads these lines of the log as metrics
+                    // (embedded metric format): the replica-lag alarm.
+                    for doc in lag_metrics(&self.bucket, &s, raptr_core::time::now_ms()) {
+                        println!("{doc}");
+                    }
+                }
                 answer["publish"] = json!(s);
             }
             Task::Purge { dry_run } => {
@@ -250,14 +270,90 @@ impl Handler {
             }
             Task::Sweep => {}
         }
-        Ok(answer)
+        match sweep_error {
+            Some(e) => Err(e),
+            None => Ok(answer),
+        }
     }
+}
+
+/// How far behind the primary each replica is after a run, in generations,
+/// as CloudWatch embedded-metric documents: one for the furthest replica
+/// (dimension `Bucket`, what the template's alarm watches) and one per
+/// replica (dimensions `Bucket`, `Replica`).
+pub fn lag_metrics(
+    bucket: &str,
+    summary: &raptr_core::publish::Summary,
+    now_ms: u64,
+) -> Vec<Value> {
+    let doc = |dimensions: Value, fields: Value| {
+        let mut d = json!({
+            "_aws": {
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": "raptr",
+                    "Dimensions": [dimensions],
+                    "Metrics": [{ "Name": "ReplicaLagGenerations", "Unit": "Count" }],
+                }],
+            },
+        });
+        if let (Some(d), Some(f)) = (d.as_object_mut(), fields.as_object()) {
+            d.extend(f.clone());
+        }
+        d
+    };
+    let lag = |generation: u64| summary.generation.saturating_sub(generation);
+    let worst = summary
+        .replicas
+        .values()
+        .map(|r| lag(r.generation))
+        .max()
+        .unwrap_or(0);
+    let mut out = vec![doc(
+        json!(["Bucket"]),
+        json!({ "Bucket": bucket, "ReplicaLagGenerations": worst }),
+    )];
+    for (name, r) in &summary.replicas {
+        out.push(doc(
+            json!(["Bucket", "Replica"]),
+            json!({ "Bucket": bucket, "Replica": name, "ReplicaLagGenerations": lag(r.generation) }),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_metrics_name_the_furthest_replica_and_each_one() {
+        let mut summary = raptr_core::publish::Summary {
+            generation: 7,
+            ..Default::default()
+        };
+        for (name, generation) in [("eu", 7), ("us", 4)] {
+            summary.replicas.insert(
+                name.into(),
+                raptr_core::publish::ReplicaState {
+                    generation,
+                    error: None,
+                },
+            );
+        }
+        let docs = lag_metrics("repo", &summary, 1000);
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0]["ReplicaLagGenerations"], 3);
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+            json!(["Bucket"])
+        );
+        assert_eq!(docs[1]["Replica"], "eu");
+        assert_eq!(docs[1]["ReplicaLagGenerations"], 0);
+        assert_eq!(docs[2]["ReplicaLagGenerations"], 3);
+        assert_eq!(docs[0]["_aws"]["Timestamp"], 1000);
+    }
 
     #[test]
     fn payloads_name_their_task() {

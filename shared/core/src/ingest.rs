@@ -64,22 +64,62 @@ pub struct Outcome {
     pub settled: Vec<Settled>,
 }
 
-/// What a sweep of `incoming/` did.
+/// What a sweep of `incoming/` and `requests/` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Swept {
-    /// Objects found in `incoming/` whose event never arrived (or whose
-    /// handling died half way), handled now.
+    /// When it ran (RFC 3339).
+    pub at: String,
+    /// Objects found in `incoming/` or `requests/` whose event never arrived
+    /// (or whose handling died half way), handled now.
     pub redriven: Vec<Outcome>,
     /// Files rejected for waiting longer than `pending_timeout_hours`.
     pub expired: Vec<String>,
     /// Files still waiting, within their time.
     pub waiting: usize,
+    /// Objects younger than [`SWEEP_MIN_AGE_SECONDS`], left to their own
+    /// events.
+    pub young: usize,
+    /// Objects the sweep could not handle this time, with the error; the
+    /// next sweep (or their own event) tries again, and nothing else waited
+    /// for them.
+    pub failed: Vec<SweepFailure>,
 }
+
+/// An object the sweep could not handle, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepFailure {
+    pub key: String,
+    pub error: String,
+}
+
+/// The most files one upload folder may hold: every later one is rejected.
+/// A bundle is one source package at one version; the Linux kernel's, for
+/// every architecture, has a few hundred files.
+pub const MAX_FOLDER_FILES: usize = 2048;
+
+/// The sweep leaves objects younger than this to their own events: a sweep
+/// that raced an event's handler would only do the same work twice.
+pub const SWEEP_MIN_AGE_SECONDS: u64 = 300;
+
+/// Where the last sweep says what it did (`Swept`, as JSON). No upload or
+/// request key has this report key: theirs are under `reports/incoming/`,
+/// `reports/requests/` and `reports/invalid-keys/`.
+pub const SWEEP_REPORT: &str = "reports/sweep.json";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Settled {
     pub key: String,
     pub status: Status,
+}
+
+impl Swept {
+    fn fail(&mut self, key: &str, e: &IngestError) {
+        tracing::warn!(key = %key, error = %e, "the sweep could not handle it; the next one will try again");
+        self.failed.push(SweepFailure {
+            key: key.to_string(),
+            error: raptr_formats::quote::line(&e.to_string()).into_owned(),
+        });
+    }
 }
 
 impl Outcome {
@@ -201,7 +241,14 @@ impl Ingest {
             .update_folder(&uk, |folder| {
                 let current = folder.files.get(&uk.file);
                 if current.is_none_or(|e| e.etag != entry.etag) {
-                    folder.files.insert(uk.file.clone(), entry.clone());
+                    let mut entry = entry.clone();
+                    if current.is_none() && folder.files.len() >= MAX_FOLDER_FILES {
+                        entry.found.invalid = Some(format!(
+                            "{}: the upload folder already has {MAX_FOLDER_FILES} files, the most one bundle may have",
+                            raptr_formats::quote::name(&uk.file)
+                        ));
+                    }
+                    folder.files.insert(uk.file.clone(), entry);
                 }
                 if let Some(c) = &changes_seen {
                     if !folder.files.contains_key(c) {
@@ -697,68 +744,156 @@ impl Ingest {
     }
 
     /// The scheduled sweep (DESIGN §4): rejects files still pending after
-    /// the configured time, and handles objects under `incoming/` that no
-    /// event handled (a lost notification, a handler killed half way).
+    /// the configured time, and handles objects under `incoming/` and
+    /// `requests/` that no event handled (a lost notification, a handler
+    /// killed half way). `now` is in milliseconds since the epoch.
+    ///
+    /// One object that cannot be handled never stops it: the failure is
+    /// logged, listed in [`Swept::failed`] and in [`SWEEP_REPORT`], and the
+    /// sweep goes on. Only a listing that fails is an error.
     pub async fn sweep(&self, now: u64) -> Result<Swept> {
         let timeout = u64::from(self.config.retention.pending_timeout_hours) * 3_600_000;
-        let mut swept = Swept::default();
+        let mut swept = Swept {
+            at: rfc3339(now),
+            ..Swept::default()
+        };
+        let young = |obj: &ObjectMeta| {
+            obj.modified
+                .is_some_and(|m| (now / 1000).saturating_sub(m) < SWEEP_MIN_AGE_SECONDS)
+        };
         let mut expired: BTreeMap<String, (UploadKey, Vec<(String, String)>)> = BTreeMap::new();
         for obj in self.store.list(INCOMING).await? {
-            let Ok((uk, _)) = UploadKey::parse(&obj.key, &self.config) else {
-                swept
-                    .redriven
-                    .push(self.handle(&self.sweep_event(&obj.key)).await?);
+            if young(&obj) {
+                swept.young += 1;
                 continue;
-            };
-            let (folder, _) = self.load_folder(&uk).await?;
-            match folder.files.get(&uk.file) {
-                Some(e) if e.etag == obj.etag && e.status == Status::Pending && !e.done => {
-                    let since = crate::time::parse_rfc3339(&e.seen_at).unwrap_or(0);
-                    if now.saturating_sub(since) >= timeout {
-                        expired
-                            .entry(uk.folder())
-                            .or_insert_with(|| (uk.clone(), Vec::new()))
-                            .1
-                            .push((uk.file.clone(), e.etag.clone()));
-                    } else {
-                        swept.waiting += 1;
-                    }
-                }
-                Some(e) if e.etag == obj.etag && e.done => {
-                    // Settled (in the pool or rejected/, reported); only the
-                    // delete was lost.
-                    self.delete_incoming(&obj.key, &obj.etag).await?;
-                    swept.redriven.push(Outcome::nothing(
-                        &obj.key,
-                        "settled earlier; removed from incoming/",
-                    ));
-                }
-                _ => swept
-                    .redriven
-                    .push(self.handle(&self.sweep_event(&obj.key)).await?),
+            }
+            if let Err(e) = self
+                .sweep_incoming(&obj, now, timeout, &mut swept, &mut expired)
+                .await
+            {
+                swept.fail(&obj.key, &e);
             }
         }
         let hours = self.config.retention.pending_timeout_hours;
-        for (_, (uk, files)) in expired {
-            let (folder, ()) = self
-                .update_folder(&uk, |f| {
-                    for (name, etag) in &files {
-                        if let Some(e) = f.files.get_mut(name) {
-                            if &e.etag == etag && e.status == Status::Pending && !e.done {
-                                let why = e.reason.clone().unwrap_or_else(|| "waiting".into());
-                                e.status = Status::Rejected;
-                                e.reason = Some(format!(
-                                    "still pending after {hours} hour(s) ({why}); upload the missing files and this one again"
-                                ));
-                            }
-                        }
-                    }
-                })
-                .await?;
-            let (settled, _) = self.settle(&uk, folder).await?;
-            swept.expired.extend(settled.into_iter().map(|s| s.key));
+        for (folder_key, (uk, files)) in expired {
+            if let Err(e) = self.expire(&uk, &files, hours, &mut swept).await {
+                swept.fail(&folder_key, &e);
+            }
+        }
+        for obj in self.store.list(REQUESTS).await? {
+            if young(&obj) {
+                swept.young += 1;
+                continue;
+            }
+            if let Err(e) = self.sweep_request(&obj, &mut swept).await {
+                swept.fail(&obj.key, &e);
+            }
+        }
+        if let Err(e) = self.write_sweep_report(&swept).await {
+            tracing::warn!(key = SWEEP_REPORT, error = %e, "the sweep's report could not be written");
         }
         Ok(swept)
+    }
+
+    async fn sweep_incoming(
+        &self,
+        obj: &ObjectMeta,
+        now: u64,
+        timeout: u64,
+        swept: &mut Swept,
+        expired: &mut BTreeMap<String, (UploadKey, Vec<(String, String)>)>,
+    ) -> Result<()> {
+        let Ok((uk, _)) = UploadKey::parse(&obj.key, &self.config) else {
+            swept
+                .redriven
+                .push(self.handle(&self.sweep_event(&obj.key)).await?);
+            return Ok(());
+        };
+        let (folder, _) = self.load_folder(&uk).await?;
+        match folder.files.get(&uk.file) {
+            Some(e) if e.etag == obj.etag && e.status == Status::Pending && !e.done => {
+                let since = crate::time::parse_rfc3339(&e.seen_at).unwrap_or(0);
+                if now.saturating_sub(since) >= timeout {
+                    expired
+                        .entry(uk.folder())
+                        .or_insert_with(|| (uk.clone(), Vec::new()))
+                        .1
+                        .push((uk.file.clone(), e.etag.clone()));
+                } else {
+                    swept.waiting += 1;
+                }
+            }
+            Some(e) if e.etag == obj.etag && e.done => {
+                // Settled (in the pool or rejected/, reported); only the
+                // delete was lost.
+                self.delete_incoming(&obj.key, &obj.etag).await?;
+                swept.redriven.push(Outcome::nothing(
+                    &obj.key,
+                    "settled earlier; removed from incoming/",
+                ));
+            }
+            _ => swept
+                .redriven
+                .push(self.handle(&self.sweep_event(&obj.key)).await?),
+        }
+        Ok(())
+    }
+
+    /// Rejects the files of one folder that waited too long.
+    async fn expire(
+        &self,
+        uk: &UploadKey,
+        files: &[(String, String)],
+        hours: u32,
+        swept: &mut Swept,
+    ) -> Result<()> {
+        let (folder, ()) = self
+            .update_folder(uk, |f| {
+                for (name, etag) in files {
+                    if let Some(e) = f.files.get_mut(name) {
+                        if &e.etag == etag && e.status == Status::Pending && !e.done {
+                            let why = e.reason.clone().unwrap_or_else(|| "waiting".into());
+                            e.status = Status::Rejected;
+                            e.reason = Some(format!(
+                                "still pending after {hours} hour(s) ({why}); upload the missing files and this one again"
+                            ));
+                        }
+                    }
+                }
+            })
+            .await?;
+        let (settled, _) = self.settle(uk, folder).await?;
+        swept.expired.extend(settled.into_iter().map(|s| s.key));
+        Ok(())
+    }
+
+    /// Handles a request whose report does not answer this version of it.
+    async fn sweep_request(&self, obj: &ObjectMeta, swept: &mut Swept) -> Result<()> {
+        let answered = match Report::read(self.store.as_ref(), &obj.key).await {
+            Ok(Some(r)) => r.etag.as_deref() == Some(obj.etag.as_str()),
+            Ok(None) => false,
+            // A report too large or not raptr's: answer the request again.
+            Err(StoreError::TooLarge { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !answered {
+            swept
+                .redriven
+                .push(self.handle(&self.sweep_event(&obj.key)).await?);
+        }
+        Ok(())
+    }
+
+    async fn write_sweep_report(&self, swept: &Swept) -> Result<()> {
+        let body = serde_json::to_vec_pretty(swept).map_err(|e| IngestError::Io(e.to_string()))?;
+        let opts = PutOptions {
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        self.store
+            .put(SWEEP_REPORT, Bytes::from(body), opts)
+            .await?;
+        Ok(())
     }
 
     fn sweep_event(&self, key: &str) -> ObjectEvent {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raptr_core::config::Config;
-use raptr_core::ingest::{Ingest, ObjectEvent};
+use raptr_core::ingest::{Ingest, ObjectEvent, MAX_FOLDER_FILES, SWEEP_REPORT};
 use raptr_core::manifest::Manifest;
 use raptr_core::report::Report;
 use raptr_formats::bundle::Status;
@@ -679,7 +679,12 @@ async fn the_sweep_rejects_stale_pending_files_and_handles_missed_events() {
     );
     r.put(&lost, &deb("lost", "1.0", "amd64", None, "l")).await;
 
-    let now = raptr_core::time::now_ms();
+    // Right away, both are left to their events; a few minutes later, the
+    // lost one is handled.
+    let swept = r.ingest.sweep(raptr_core::time::now_ms()).await.unwrap();
+    assert_eq!(swept.young, 2);
+    assert!(swept.redriven.is_empty());
+    let now = raptr_core::time::now_ms() + 10 * 60_000;
     let swept = r.ingest.sweep(now).await.unwrap();
     assert_eq!(swept.waiting, 1);
     assert!(swept.expired.is_empty());
@@ -714,4 +719,91 @@ async fn the_sweep_rejects_stale_pending_files_and_handles_missed_events() {
     // Nothing left to do.
     let swept = r.ingest.sweep(now + 26 * 3_600_000).await.unwrap();
     assert!(swept.redriven.is_empty() && swept.expired.is_empty() && swept.waiting == 0);
+}
+
+#[tokio::test]
+async fn the_sweep_goes_past_what_it_cannot_handle_and_carries_out_lost_requests() {
+    let r = repo();
+    r.upload("incoming/stable/main/b1", &hello_bundle(), 1)
+        .await;
+    // A folder whose progress record is not raptr's: handling its file
+    // fails every time.
+    r.put("reports/incoming/stable/main/poison.json", b"{ not json")
+        .await;
+    let poison = format!(
+        "incoming/stable/main/poison/{}",
+        deb_name("poison", "1.0", "amd64")
+    );
+    r.put(&poison, &deb("poison", "1.0", "amd64", None, "p"))
+        .await;
+    // An upload and a request whose events never came.
+    let lost = format!(
+        "incoming/stable/main/lost/{}",
+        deb_name("lost", "1.0", "amd64")
+    );
+    r.put(&lost, &deb("lost", "1.0", "amd64", None, "l")).await;
+    let link = "requests/link-hello.json";
+    r.put(
+        link,
+        br#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing"}"#,
+    )
+    .await;
+
+    let now = raptr_core::time::now_ms() + 10 * 60_000;
+    let swept = r.ingest.sweep(now).await.unwrap();
+    assert_eq!(swept.failed.len(), 1, "{swept:?}");
+    assert_eq!(swept.failed[0].key, poison);
+    assert!(swept.failed[0].error.contains("not a raptr folder record"));
+    assert_eq!(r.status(&lost).await, Status::Accepted);
+    let report = r.report(link).await;
+    assert_eq!(report.status, Some(Status::Accepted), "{report:?}");
+    assert!(report.journal_seq.is_some());
+    // The sweep says what it did, failures included.
+    let (body, _) = r.store.get(SWEEP_REPORT).await.unwrap();
+    let said: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(said["failed"][0]["key"], poison.as_str());
+    // The next sweep does not handle the request again, and still only the
+    // poison fails.
+    let journal = r.pending_changes().await.len();
+    let swept = r.ingest.sweep(now + 60_000).await.unwrap();
+    assert_eq!(swept.failed.len(), 1);
+    assert!(swept.redriven.is_empty(), "{swept:?}");
+    assert_eq!(r.pending_changes().await.len(), journal);
+}
+
+#[tokio::test]
+async fn an_upload_folder_takes_at_most_its_limit_of_files() {
+    let r = repo();
+    let folder = "incoming/stable/main/many";
+    // An unknown file waits in the folder as pending; the folder's record
+    // is then made to hold the limit, as thousands of events would.
+    let last = format!("{folder}/notes-{:04}.txt", MAX_FOLDER_FILES - 1);
+    r.put(&last, b"x").await;
+    r.event(&last).await;
+    let over = format!("{folder}/one-too-many.txt");
+    r.put(&over, b"x").await;
+    let (folder_key, body) = {
+        let key = "reports/incoming/stable/main/many.json".to_string();
+        let (body, _) = r.store.get(&key).await.unwrap();
+        (key, body)
+    };
+    let mut record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let entry = record["files"][last.rsplit('/').next().unwrap()].clone();
+    let files = record["files"].as_object_mut().unwrap();
+    for i in 0..MAX_FOLDER_FILES - 1 {
+        files.insert(format!("notes-{i:04}.txt"), entry.clone());
+    }
+    r.put(&folder_key, &serde_json::to_vec(&record).unwrap())
+        .await;
+    r.event(&over).await;
+    let report = r.report(&over).await;
+    assert_eq!(report.status, Some(Status::Rejected), "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("already has {MAX_FOLDER_FILES} files")),
+        "{report:?}"
+    );
 }
