@@ -191,6 +191,18 @@ fn files_to_upload(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, CliError
     Ok(out)
 }
 
+/// An upload id no other `raptr upload` shares, even one started in the
+/// same millisecond on another machine: the time, this process, and 64
+/// random bits.
+fn new_upload_id() -> String {
+    format!(
+        "local-{}-{}-{:016x}",
+        raptr_core::time::now_ms(),
+        std::process::id(),
+        rand::random::<u64>()
+    )
+}
+
 pub fn upload(
     repo: &str,
     target: &str,
@@ -209,7 +221,7 @@ pub fn upload(
     let files = files_to_upload(paths)?;
     let upload_id = match upload_id {
         Some(id) => id.to_string(),
-        None => format!("local-{}", raptr_core::time::now_ms()),
+        None => new_upload_id(),
     };
     let folder = format!("incoming/{dist}/{component}/{upload_id}");
     runtime()?.block_on(async {

@@ -74,7 +74,7 @@ impl BinaryControl {
         }
         let package = required(p, "Package")?;
         if !valid_package_name(package) {
-            return Err(format!("invalid package name {}", excerpt(package)));
+            return Err(crate::policy::bad_package_name("package name", package));
         }
         let version = Version::parse(required(p, "Version")?).map_err(|e| e.to_string())?;
         let architecture = required(p, "Architecture")?;
@@ -93,7 +93,7 @@ impl BinaryControl {
             Some(s) => {
                 let (name, v) = split_source_field(s)?;
                 if !valid_package_name(name) {
-                    return Err(format!("invalid source package name {}", excerpt(name)));
+                    return Err(crate::policy::bad_package_name("source package name", name));
                 }
                 let v = match v {
                     Some(v) => Version::parse(v).map_err(|e| format!("Source field: {e}"))?,

@@ -30,7 +30,7 @@ use crate::dsc::{parse_signed_document, Dsc, MAX_DESCRIPTION};
 use crate::hash::{digest_reader, Digests};
 use crate::layout::{deb_file_name, pool_dir};
 use crate::policy::valid_file_name;
-use crate::quote::{excerpt, line, name};
+use crate::quote::{line, name};
 use crate::version::Version;
 
 /// What happens to a file.
@@ -257,7 +257,7 @@ fn buildinfo_identity(bytes: &[u8]) -> Result<(String, Version), String> {
     let source = p.get("Source").ok_or("the Source field is missing")?;
     let (name, v) = crate::binary::split_source_field(source)?;
     if !crate::policy::valid_package_name(name) {
-        return Err(format!("invalid source package name {}", excerpt(name)));
+        return Err(crate::policy::bad_package_name("source package name", name));
     }
     let v = match v {
         Some(v) => v,

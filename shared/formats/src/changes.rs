@@ -30,7 +30,10 @@ impl Changes {
         // source version is then the parenthesised one.
         let (source, source_version) = split_source_field(required(&paragraph, "Source")?)?;
         if !valid_package_name(source) {
-            return Err(format!("invalid source package name {}", excerpt(source)));
+            return Err(crate::policy::bad_package_name(
+                "source package name",
+                source,
+            ));
         }
         let version = Version::parse(source_version.unwrap_or(required(&paragraph, "Version")?))
             .map_err(|e| e.to_string())?;

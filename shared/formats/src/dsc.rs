@@ -55,7 +55,10 @@ pub(crate) fn package_list(p: &Paragraph, field: &str, sep: char) -> Result<Vec<
             continue;
         }
         if !valid_package_name(name) {
-            return Err(format!("{field}: invalid package name {}", excerpt(name)));
+            return Err(format!(
+                "{field}: {}",
+                crate::policy::bad_package_name("package name", name)
+            ));
         }
         out.push(name.to_string());
     }
@@ -73,7 +76,10 @@ impl Dsc {
         required(&paragraph, "Format")?;
         let source = required(&paragraph, "Source")?;
         if !valid_package_name(source) {
-            return Err(format!("invalid source package name {}", excerpt(source)));
+            return Err(crate::policy::bad_package_name(
+                "source package name",
+                source,
+            ));
         }
         let version =
             Version::parse(required(&paragraph, "Version")?).map_err(|e| e.to_string())?;

@@ -2,17 +2,35 @@
 //! fields. Anything these accept is safe to put in an S3 key or a path: no `/`,
 //! no `..` component, no uppercase, no whitespace.
 
+/// The longest package or source name raptr takes. Debian's longest are
+/// about 70 characters; the limit keeps every key made from a name (pool
+/// keys, manifests, reports) under S3's 1,024 bytes.
+pub const MAX_PACKAGE_NAME: usize = 100;
+
 /// A binary or source package name (Policy 5.6.1 and 5.6.7): lowercase letters,
-/// digits, `+`, `-` and `.`; at least two characters; starts alphanumeric.
-/// Stricter than Policy, `..` is refused so that no key holds it.
+/// digits, `+`, `-` and `.`; two to [`MAX_PACKAGE_NAME`] characters; starts
+/// alphanumeric. Stricter than Policy, `..` is refused so that no key holds it.
 pub fn valid_package_name(name: &str) -> bool {
     let b = name.as_bytes();
-    b.len() >= 2
+    (2..=MAX_PACKAGE_NAME).contains(&b.len())
         && !name.contains("..")
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && b.iter().all(|&c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.')
         })
+}
+
+/// Why `name` is not a valid package name, for a reason: its length when it
+/// is too long, else the name as an excerpt.
+pub fn bad_package_name(what: &str, name: &str) -> String {
+    if name.len() > MAX_PACKAGE_NAME {
+        format!(
+            "{what} of {} characters, longer than the {MAX_PACKAGE_NAME} allowed",
+            name.len()
+        )
+    } else {
+        format!("invalid {what} {}", crate::quote::excerpt(name))
+    }
 }
 
 /// A concrete architecture name a `.deb` may carry (`amd64`, `arm64`, `all`,

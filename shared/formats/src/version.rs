@@ -24,6 +24,11 @@ pub struct Version {
     revision: Option<String>,
 }
 
+/// The longest version raptr takes. Debian's longest are under 60
+/// characters; the limit keeps every key made from a version (pool keys,
+/// manifests, reports) under S3's 1,024 bytes.
+pub const MAX_VERSION: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid version {}: {problem}", crate::quote::excerpt(version))]
 pub struct VersionError {
@@ -39,6 +44,9 @@ impl Version {
         };
         if s.is_empty() {
             return Err(fail("empty"));
+        }
+        if s.len() > MAX_VERSION {
+            return Err(fail("longer than 100 characters (raptr's limit, so that every key made from it fits S3's 1,024 bytes)"));
         }
         // Stricter than Policy: no key raptr builds from a version can then hold
         // a path-climbing sequence.

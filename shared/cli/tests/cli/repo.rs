@@ -139,3 +139,46 @@ fn init_upload_and_request_on_a_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--repo"));
 }
+
+#[test]
+fn uploads_started_together_get_folders_of_their_own() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().expect("utf-8");
+    let out = raptr(&["--repo", repo, "init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Eight uploads of eight bundles at once: with ids made from the time
+    // alone, two in one millisecond shared a folder and rejected each other.
+    let paths: Vec<_> = (0..8)
+        .map(|i| {
+            let name = format!("together{i}");
+            let path = tmp.path().join(format!("{name}_1.0_amd64.deb"));
+            fs::write(&path, raptr_testkit::deb(&name, "1.0", "amd64", None, "t")).expect("write");
+            path
+        })
+        .collect();
+    let children: Vec<_> = paths
+        .iter()
+        .map(|p| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_raptr"))
+                .args(["--repo", repo, "upload", "testing/main"])
+                .arg(p)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let folders = fs::read_dir(tmp.path().join("repo/reports/incoming/testing/main"))
+        .expect("reports")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+        })
+        .count();
+    assert_eq!(folders, 8, "one upload folder each");
+}
