@@ -170,6 +170,8 @@ impl Dispatcher {
             },
             owner: format!("raptr-dispatch:{}", std::process::id()),
             lease: raptr_publish::lease_from_env().map_err(DispatchError::Publish)?,
+            sweep_min_age: raptr_publish::sweep_min_age_from_env()
+                .map_err(DispatchError::Publish)?,
         };
         Ok(Dispatcher {
             target,

@@ -110,6 +110,10 @@ pub struct Handler {
     /// How long the lease lasts unless renewed (the publisher's five
     /// minutes when `None`); see [`lease_from_env`].
     pub lease: Option<Duration>,
+    /// Objects younger than this are left to their own events by the sweep
+    /// ([`raptr_core::ingest::SWEEP_MIN_AGE_SECONDS`] when `None`); see
+    /// [`sweep_min_age_from_env`].
+    pub sweep_min_age: Option<Duration>,
 }
 
 /// The lease length `RAPTR_LEASE_SECONDS` sets, if it is set. A publisher
@@ -125,6 +129,20 @@ pub fn lease_from_env() -> Result<Option<Duration>, String> {
             "RAPTR_LEASE_SECONDS={text:?}: expected a whole number of seconds, at least 1"
         )),
     }
+}
+
+/// The sweep's minimum age `RAPTR_SWEEP_MIN_AGE_SECONDS` sets, if it is set
+/// (0 sweeps everything at once, as a test wants).
+pub fn sweep_min_age_from_env() -> Result<Option<Duration>, String> {
+    let Ok(text) = std::env::var("RAPTR_SWEEP_MIN_AGE_SECONDS") else {
+        return Ok(None);
+    };
+    text.trim()
+        .parse::<u64>()
+        .map(|n| Some(Duration::from_secs(n)))
+        .map_err(|_| {
+            format!("RAPTR_SWEEP_MIN_AGE_SECONDS={text:?}: expected a whole number of seconds")
+        })
 }
 
 /// A failure worth a retry (or a configuration to fix): the message names
@@ -205,7 +223,10 @@ impl Handler {
         // that the error is seen and the schedule's retry sweeps again.
         let mut sweep_error = None;
         if matches!(task, Task::Scheduled | Task::Sweep) {
-            let ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone());
+            let mut ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone());
+            if let Some(age) = self.sweep_min_age {
+                ingest = ingest.with_sweep_min_age(age.as_secs());
+            }
             match ingest.sweep(raptr_core::time::now_ms()).await {
                 Ok(swept) => {
                     tracing::info!(

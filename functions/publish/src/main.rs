@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use raptr_publish::{lease_from_env, Aws, Handler};
+use raptr_publish::{lease_from_env, sweep_min_age_from_env, Aws, Handler};
 use serde_json::Value;
 
 #[tokio::main]
@@ -23,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let bucket = std::env::var("RAPTR_BUCKET")
         .map_err(|_| "RAPTR_BUCKET is not set: it names the repository's primary bucket")?;
     let lease = lease_from_env()?;
+    let sweep_min_age = sweep_min_age_from_env()?;
     let (store, table) = raptr_aws::repository(&bucket).await;
     let handler = Handler {
         bucket,
@@ -38,6 +39,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::id()
         ),
         lease,
+        sweep_min_age,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let handler = handler.clone();

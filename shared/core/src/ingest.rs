@@ -76,8 +76,8 @@ pub struct Swept {
     pub expired: Vec<String>,
     /// Files still waiting, within their time.
     pub waiting: usize,
-    /// Objects younger than [`SWEEP_MIN_AGE_SECONDS`], left to their own
-    /// events.
+    /// Objects younger than the minimum age ([`SWEEP_MIN_AGE_SECONDS`] by
+    /// default), left to their own events.
     pub young: usize,
     /// Objects the sweep could not handle this time, with the error; the
     /// next sweep (or their own event) tries again, and nothing else waited
@@ -91,6 +91,10 @@ pub struct SweepFailure {
     pub key: String,
     pub error: String,
 }
+
+/// Files of each folder (by folder key) that waited too long: the folder's
+/// upload key and each file's name and ETag.
+type Expiring = BTreeMap<String, (UploadKey, Vec<(String, String)>)>;
 
 /// The most files one upload folder may hold: every later one is rejected.
 /// A bundle is one source package at one version; the Linux kernel's, for
@@ -155,6 +159,7 @@ pub struct Ingest {
     journal: Arc<dyn Journal>,
     config: Arc<Config>,
     limits: Limits,
+    sweep_min_age: u64,
 }
 
 /// What an executed decision came to.
@@ -176,7 +181,15 @@ impl Ingest {
             journal,
             config: Arc::new(config),
             limits: Limits::default(),
+            sweep_min_age: SWEEP_MIN_AGE_SECONDS,
         }
+    }
+
+    /// Makes the sweep leave objects younger than `seconds` to their events
+    /// (default [`SWEEP_MIN_AGE_SECONDS`]).
+    pub fn with_sweep_min_age(mut self, seconds: u64) -> Ingest {
+        self.sweep_min_age = seconds;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -759,9 +772,9 @@ impl Ingest {
         };
         let young = |obj: &ObjectMeta| {
             obj.modified
-                .is_some_and(|m| (now / 1000).saturating_sub(m) < SWEEP_MIN_AGE_SECONDS)
+                .is_some_and(|m| (now / 1000).saturating_sub(m) < self.sweep_min_age)
         };
-        let mut expired: BTreeMap<String, (UploadKey, Vec<(String, String)>)> = BTreeMap::new();
+        let mut expired = Expiring::new();
         for obj in self.store.list(INCOMING).await? {
             if young(&obj) {
                 swept.young += 1;
@@ -801,7 +814,7 @@ impl Ingest {
         now: u64,
         timeout: u64,
         swept: &mut Swept,
-        expired: &mut BTreeMap<String, (UploadKey, Vec<(String, String)>)>,
+        expired: &mut Expiring,
     ) -> Result<()> {
         let Ok((uk, _)) = UploadKey::parse(&obj.key, &self.config) else {
             swept

@@ -25,7 +25,10 @@ pub const INVALID_KEYS: &str = "invalid-keys/";
 /// report's `key` field names the original.
 pub fn report_key(key: &str) -> String {
     let natural = format!("reports/{key}.json");
-    if raptr_store::check_key(&natural).is_ok() && !is_folder_key(key) {
+    if raptr_store::check_key(key).is_ok()
+        && raptr_store::check_key(&natural).is_ok()
+        && !is_folder_key(key)
+    {
         natural
     } else {
         format!("reports/{INVALID_KEYS}{}.json", key_digest(key))
@@ -37,7 +40,7 @@ pub fn report_key(key: &str) -> String {
 /// key, hex>` (as for [`report_key`]).
 pub fn rejected_key(key: &str) -> String {
     let natural = format!("rejected/{key}");
-    if raptr_store::check_key(&natural).is_ok() {
+    if raptr_store::check_key(key).is_ok() && raptr_store::check_key(&natural).is_ok() {
         natural
     } else {
         format!("rejected/{INVALID_KEYS}{}", key_digest(key))
@@ -107,7 +110,7 @@ impl UploadKey {
             };
             return Err(format!(
                 "{}: the key {why}; upload to incoming/<distribution>/<component>/<upload-id>/<file> with a plain file name",
-                excerpt(key)
+                raptr_formats::quote::name(key)
             ));
         }
         let parts: Vec<&str> = rest.split('/').collect();
@@ -231,7 +234,10 @@ mod tests {
                 "incoming/stable/contrib/b1/foo.deb",
                 "no component \"contrib\"",
             ),
-            ("incoming/stable/main//foo.deb", "empty path segment"),
+            (
+                "incoming/stable/main//foo.deb",
+                "empty, '.' or '..' segment",
+            ),
             ("incoming/stable/main/.x/foo.deb", "upload id"),
             ("requests/x.json", "not under incoming/"),
         ] {
