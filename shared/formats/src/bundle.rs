@@ -204,6 +204,10 @@ where
         r.reject("not a plain file name (no slash, no leading dot, printable ASCII)");
         return Ok(r);
     }
+    if crate::policy::RESERVED_FILE_NAMES.contains(&name) {
+        r.reject("a name raptr keeps for its own records in the pool; rename the file");
+        return Ok(r);
+    }
     let mut input = open(name)?;
     match kind {
         Kind::Deb => match read_deb(&mut input, limits) {

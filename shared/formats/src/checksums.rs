@@ -70,6 +70,11 @@ fn parse_list<'a>(
                 excerpt(name)
             ));
         }
+        if crate::policy::RESERVED_FILE_NAMES.contains(&name) {
+            return Err(format!(
+                "{field}: {name} is a name raptr keeps for its own records in the pool"
+            ));
+        }
         if !names.insert(name) {
             return Err(format!("{field}: {} is listed twice", excerpt(name)));
         }

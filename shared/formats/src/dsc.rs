@@ -125,6 +125,7 @@ mod tests {
             ("704455e44a95d47f819227b1599155ca 119 hello_1.0.orig.tar.gz", "704455e44a95d47f819227b1599155ca 119 sub/hello_1.0.orig.tar.gz", "not a plain file name"),
             ("Checksums-Sha1:\n 1c686cecdb9685c2ae114dd071e6948058324484 119 hello_1.0.orig.tar.gz\n", "", "Checksums-Sha1 field is missing"),
             ("Source: hello\n", "Source: Hello\n", "invalid source package name"),
+            ("704455e44a95d47f819227b1599155ca 119 hello_1.0.orig.tar.gz", "704455e44a95d47f819227b1599155ca 119 manifest.json", "keeps for its own records"),
             ("Format", "Directory: x\nFormat", "archive-managed"),
         ] {
             let text = DSC.replacen(from, to, 1);

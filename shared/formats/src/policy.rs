@@ -60,6 +60,10 @@ pub fn valid_architecture_wildcard(arch: &str) -> bool {
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
+/// File names raptr keeps its own records under, beside a bundle version's
+/// files in the pool: no upload or listed file may take them.
+pub const RESERVED_FILE_NAMES: &[&str] = &["manifest.json"];
+
 /// A file name listed by a `.dsc` or `.changes`, or uploaded to a bundle: one
 /// path component of printable ASCII, no `/`, not `.`/`..`, no leading dot.
 pub fn valid_file_name(name: &str) -> bool {

@@ -377,3 +377,8 @@ fn two_versions_in_one_folder() {
         "but this folder's bundle is twover 1.0",
     );
 }
+
+#[test]
+fn a_file_named_like_raptrs_own_records() {
+    expect_rejected("manifest.json", b"{}", "keeps for its own records");
+}
