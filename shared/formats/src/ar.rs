@@ -201,18 +201,24 @@ impl<R: Read> Read for Member<'_, R> {
     }
 }
 
-/// Fills `buf` unless the stream ends first; returns how many bytes it read.
-fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ArError> {
+/// Fills `buf` unless the stream ends first; returns how many bytes it
+/// read. (Both container readers need a short read at the end of the stream
+/// told apart from a failure, which `read_exact` does not do.)
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ArError::Io(e)),
+            Err(e) => return Err(e),
         }
     }
     Ok(n)
+}
+
+fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, ArError> {
+    read_full(r, buf).map_err(ArError::Io)
 }
 
 #[cfg(test)]

@@ -442,18 +442,8 @@ fn apply_pax(mut body: &[u8], pending: &mut Pending) -> Result<(), TarError> {
     Ok(())
 }
 
-/// Fills `buf` unless the stream ends first; returns how many bytes it read.
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, TarError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(TarError::Io(e)),
-        }
-    }
-    Ok(n)
+    crate::ar::read_full(r, buf).map_err(TarError::Io)
 }
 
 #[cfg(test)]

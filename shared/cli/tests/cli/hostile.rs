@@ -14,7 +14,9 @@ fn expect_rejected(name: &str, bytes: &[u8], want: &str) {
     expect_folder_rejects(dir.path(), name, want);
 }
 
-fn expect_folder_rejects(dir: &Path, name: &str, want: &str) {
+/// Checks `dir` (under the memory limit) and expects a rejection of `name`
+/// whose reason contains `want` and is short.
+pub(crate) fn expect_folder_rejects(dir: &Path, name: &str, want: &str) {
     let (status, stdout) = check(dir);
     assert_eq!(status, Some(1), "{name}: exit status; output:\n{stdout}");
     let line = stdout
@@ -22,6 +24,11 @@ fn expect_folder_rejects(dir: &Path, name: &str, want: &str) {
         .find(|l| l.starts_with(&format!("rejected: {name}: ")))
         .unwrap_or_else(|| panic!("no rejection line for {name} in:\n{stdout}"));
     assert!(line.contains(want), "{name}: expected {want:?} in {line:?}");
+    assert!(
+        line.len() < 300,
+        "{name}: a short reason, got {} bytes",
+        line.len()
+    );
 }
 
 fn valid_deb() -> Vec<u8> {
