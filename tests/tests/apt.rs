@@ -595,35 +595,42 @@ async fn a_publisher_killed_at_random_points_never_breaks_apt() {
     ok(apt.apt_get(&["download", "hello"], &work), "converged");
 }
 
+/// The AWS CLI's SQS commands, pointed at the emulator explicitly (the
+/// CLI does not apply `AWS_ENDPOINT_URL` to SQS).
+fn sqs(s: &Stack, args: &[&str]) -> Output {
+    let endpoint = s.emu.endpoint();
+    let mut all = vec!["--endpoint-url", endpoint.as_str(), "sqs"];
+    all.extend_from_slice(args);
+    s.aws(&all)
+}
+
 /// The queue named `name` on the emulator: its URL, and how many messages
 /// it holds now.
 fn queue_depth(s: &Stack, name: &str) -> (String, u64) {
     let url = ok(
-        s.aws(&[
-            "sqs",
-            "get-queue-url",
-            "--queue-name",
-            name,
-            "--output",
-            "text",
-        ]),
+        sqs(
+            s,
+            &["get-queue-url", "--queue-name", name, "--output", "text"],
+        ),
         "get-queue-url",
     )
     .trim()
     .to_string();
     let n = ok(
-        s.aws(&[
-            "sqs",
-            "get-queue-attributes",
-            "--queue-url",
-            &url,
-            "--attribute-names",
-            "ApproximateNumberOfMessages",
-            "--query",
-            "Attributes.ApproximateNumberOfMessages",
-            "--output",
-            "text",
-        ]),
+        sqs(
+            s,
+            &[
+                "get-queue-attributes",
+                "--queue-url",
+                &url,
+                "--attribute-names",
+                "ApproximateNumberOfMessages",
+                "--query",
+                "Attributes.ApproximateNumberOfMessages",
+                "--output",
+                "text",
+            ],
+        ),
         "get-queue-attributes",
     );
     (url, n.trim().parse().unwrap_or(0))
@@ -660,14 +667,16 @@ async fn careless_uploads_and_a_poison_message_hold_back_no_bundle() {
     let queue = "raptr-e2e-poison".to_string();
     let (url, _) = queue_depth(&s, &queue);
     ok(
-        s.aws(&[
-            "sqs",
-            "send-message",
-            "--queue-url",
-            &url,
-            "--message-body",
-            "{ not an event",
-        ]),
+        sqs(
+            &s,
+            &[
+                "send-message",
+                "--queue-url",
+                &url,
+                "--message-body",
+                "{ not an event",
+            ],
+        ),
         "send-message",
     );
 
