@@ -9,9 +9,10 @@
 # (fuzz/regressions/<target>/) must pass, then the target runs for the given
 # time from its seed corpus (fuzz/corpus/<target>/, made by
 # scripts/fuzz-seeds.sh). Each input runs with at most 256 MB allocated at
-# once and 10 s; a crash, a panic, a leak of the limit or a time-out stops the
-# run with the input saved under fuzz/artifacts/<target>/. Turn such an input
-# into a regression by copying it into fuzz/regressions/<target>/.
+# once, 256 MB resident and 10 s; a crash, a panic, a breach of a limit or a
+# time-out stops the run with the input saved under fuzz/artifacts/<target>/.
+# Turn such an input into a regression by copying it into
+# fuzz/regressions/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -30,9 +31,9 @@ scripts/fuzz-seeds.sh
 cd fuzz
 echo "fuzz: building the targets"
 cargo fuzz build -O
-# ASan's quarantine would otherwise count towards the RSS limit below.
-export ASAN_OPTIONS=quarantine_size_mb=16:detect_leaks=0
-limits=(-rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10)
+# Each input: at most 256 MB allocated at once and 256 MB resident (the
+# targets keep ASan's quarantine small: fuzz/src/lib.rs), 10 s.
+limits=(-rss_limit_mb=256 -malloc_limit_mb=256 -timeout=10)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 run() { # TARGET ARGS...: runs the target; on failure shows its report and stops

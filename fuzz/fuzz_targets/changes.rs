@@ -6,6 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use raptr_formats::changes::Changes;
 use raptr_formats::signed::strip_signature;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     if let Err(reason) = Changes::parse(data) {
         assert!(reason.len() < 2000, "a reason of {} bytes", reason.len());

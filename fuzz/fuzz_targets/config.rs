@@ -4,6 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 use raptr_core::config::Config;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = Config::from_json(data, "config/raptr.json") {
         let reason = e.to_string();

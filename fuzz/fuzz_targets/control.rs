@@ -6,6 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use raptr_formats::control::{parse_all, parse_one, Mode, Paragraphs};
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     for p in Paragraphs::new(data, Mode::Lenient) {
         if p.is_err() {

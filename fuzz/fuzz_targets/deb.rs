@@ -7,6 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use raptr_formats::deb::{read_deb, Limits};
 use raptr_formats::ustar;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         control_tar: 1 << 20,

@@ -5,6 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use raptr_formats::dsc::Dsc;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     match Dsc::parse(data) {
         Ok(dsc) => assert!(!dsc.files.is_empty()),

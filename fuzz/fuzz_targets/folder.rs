@@ -10,6 +10,8 @@ use raptr_core::config::{Config, Distribution};
 use raptr_core::folder::Folder;
 use raptr_core::ingest::decide;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     static DIST: OnceLock<Distribution> = OnceLock::new();
     let dist = DIST.get_or_init(|| {

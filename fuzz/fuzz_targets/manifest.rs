@@ -6,6 +6,8 @@ use libfuzzer_sys::fuzz_target;
 use raptr_core::manifest::Manifest;
 use raptr_core::publish::index::render_stanza;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     let Ok(m) = Manifest::from_json(data) else {
         return;

@@ -7,6 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use raptr_core::config::Config;
 use raptr_core::request::Request;
 
+raptr_fuzz::asan_defaults!();
+
 fuzz_target!(|data: &[u8]| {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     let config = CONFIG.get_or_init(|| Config::default_local("fuzz"));
