@@ -250,8 +250,14 @@ async fn a_changes_folder_is_all_or_nothing() {
         let key = format!("{folder}/{name}");
         let report = r.report(&key).await;
         assert_eq!(report.status, Some(Status::Pending), "{key}: {report:?}");
+        // The .changes names what is missing; the others point to it.
+        let want = if name.ends_with(".changes") {
+            missing.0.as_str()
+        } else {
+            "its report names the missing ones"
+        };
         assert!(
-            report.reason.as_deref().unwrap().contains(&missing.0),
+            report.reason.as_deref().unwrap().contains(want),
             "{report:?}"
         );
     }
@@ -805,5 +811,60 @@ async fn an_upload_folder_takes_at_most_its_limit_of_files() {
             .unwrap()
             .contains(&format!("already has {MAX_FOLDER_FILES} files")),
         "{report:?}"
+    );
+}
+
+/// Report and record writes of a `.changes` folder whose files arrive one
+/// at a time, the `.changes` first.
+async fn writes_for_changes_folder(debs: usize) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let fs: Arc<dyn raptr_store::ObjectStore> =
+        Arc::new(FsStore::open(dir.path().join("bucket")).unwrap());
+    let faults = raptr_testkit::faults::Faults::none();
+    let store = raptr_testkit::faults::FaultyStore::new(fs.clone(), faults.clone());
+    let table = Arc::new(LocalTable::open(dir.path().join("table")).unwrap());
+    let ingest = Ingest::new(store, table, Config::default_local("repo"));
+    let files: Vec<File> = (0..debs)
+        .map(|i| {
+            let arch = ["amd64", "arm64", "i386"][i % 3];
+            let pkg = format!("many{i}");
+            (
+                deb_name(&pkg, "1.0", arch),
+                deb(&pkg, "1.0", arch, Some("many"), "m"),
+            )
+        })
+        .collect();
+    let ch = changes("many", "1.0", "stable", &files);
+    let folder = "incoming/stable/main/many";
+    for (name, bytes) in std::iter::once(&ch).chain(&files) {
+        let key = format!("{folder}/{name}");
+        fs.put(&key, Bytes::copy_from_slice(bytes), PutOptions::default())
+            .await
+            .unwrap();
+        ingest
+            .handle(&ObjectEvent {
+                key,
+                uploader: "tests".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let report = Report::read(fs.as_ref(), &format!("{folder}/{}", ch.0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.status, Some(Status::Accepted), "{report:?}");
+    faults.writes()
+}
+
+#[tokio::test]
+async fn a_changes_folder_costs_writes_in_proportion_to_its_files() {
+    let small = writes_for_changes_folder(12).await;
+    let large = writes_for_changes_folder(48).await;
+    // Four times the files: about four times the writes. Rewriting every
+    // waiting file's report at each arrival would make it about sixteen.
+    assert!(
+        large <= small * 5,
+        "12 files: {small} writes, 48 files: {large} writes"
     );
 }

@@ -530,12 +530,22 @@ pub fn apply_rules(mut files: Vec<FileResult>, component: &str, rules: &Rules) -
                 }
             }
         } else if !missing.is_empty() {
+            // Only the .changes names what is missing. The other files'
+            // reason stays the same while the folder fills, so each arrival
+            // rewrites two reports, not every waiting file's: a folder of n
+            // files costs O(n) report writes.
             let waiting = missing.join(", ");
             let changes = files[ci].file.clone();
             for f in files.iter_mut() {
-                f.pend(format!(
-                    "{changes} makes the folder all-or-nothing; waiting for {waiting}"
-                ));
+                if f.file == changes {
+                    f.pend(format!(
+                        "the folder is all-or-nothing; waiting for {waiting}"
+                    ));
+                } else {
+                    f.pend(format!(
+                        "{changes} makes the folder all-or-nothing; waiting for every file it lists (its report names the missing ones)"
+                    ));
+                }
             }
         }
     }
