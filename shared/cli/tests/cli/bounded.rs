@@ -22,18 +22,7 @@ fn expect_refused(name: &str, head: &[u8], size: u64, want: &str) {
     f.write_all(head).expect("write");
     f.set_len(size.max(head.len() as u64)).expect("grow");
     drop(f);
-    let (status, stdout) = check(dir.path());
-    assert_eq!(status, Some(1), "{name}: exit status; output:\n{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(&format!("rejected: {name}: ")))
-        .unwrap_or_else(|| panic!("no rejection line for {name} in:\n{stdout}"));
-    assert!(line.contains(want), "{name}: expected {want:?} in {line:?}");
-    assert!(
-        line.len() < 300,
-        "{name}: a short reason, got {} bytes",
-        line.len()
-    );
+    crate::hostile::expect_folder_rejects(dir.path(), name, want);
 }
 
 fn magic() -> Vec<u8> {
