@@ -527,6 +527,18 @@ async fn careless_and_hostile_keys_are_answered_and_hold_back_nothing() {
     for (key, bytes) in &poison {
         e.put_raw(key, bytes).await;
     }
+    // An object in an archive storage class: nothing can read it until
+    // it is restored.
+    let archived = "incoming/testing/main/cold/stray_1.0_amd64.deb";
+    e.raw
+        .put_object()
+        .bucket(&e.bucket)
+        .key(archived)
+        .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+        .body(aws_sdk_s3::primitives::ByteStream::from(a_deb.clone()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(poison[3].0.len(), 1020);
     e.deliver(7).await;
     for (name, _) in &files {
@@ -545,9 +557,14 @@ async fn careless_and_hostile_keys_are_answered_and_hold_back_nothing() {
         let (body, _) = e.store.get(&kept).await.unwrap();
         assert_eq!(&body[..], &bytes[..], "{key:?}: kept byte for byte");
     }
-    assert!(
-        e.keys("incoming/").await.is_empty(),
-        "every object was answered"
+    let report = e.report(archived).await;
+    assert_eq!(report.status, Some(Status::Rejected), "{report:?}");
+    let reason = report.reason.unwrap_or_default();
+    assert!(reason.contains("archive storage class"), "{reason}");
+    assert_eq!(
+        e.keys("incoming/").await,
+        [archived],
+        "every object was answered; the unreadable one is left in place"
     );
     // The folder's progress record is still the folder's.
     let (record, _) = e

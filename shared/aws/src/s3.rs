@@ -92,6 +92,18 @@ where
     match (status, code.as_str()) {
         (Some(404), _) | (_, "NoSuchKey" | "NotFound") => StoreError::NotFound { key },
         (Some(412), _) | (_, "PreconditionFailed") => StoreError::PreconditionFailed { key },
+        (_, "InvalidObjectState" | "ObjectNotInActiveTierError") => StoreError::Denied {
+            key,
+            reason: "in an archive storage class; restore it (or copy it to STANDARD) first"
+                .into(),
+        },
+        (Some(403), _) => StoreError::Denied {
+            key,
+            reason: format!(
+                "access denied ({}): a bucket or key policy, or a KMS key this function may not use",
+                if code.is_empty() { "403" } else { code.as_str() }
+            ),
+        },
         (Some(409 | 429 | 500..=599), _)
         | (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable") => {
             StoreError::Transient { key, source }
@@ -99,6 +111,25 @@ where
         (None, _) => StoreError::Transient { key, source },
         _ => StoreError::Permanent { key, source },
     }
+}
+
+/// [`classify`] for a read of one object (get, head): a bad request there
+/// means the object is encrypted with a key its writer kept (SSE-C), which
+/// a read without that key always gets.
+pub(crate) fn classify_read<E>(
+    key: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if http_status(&err) == Some(400) {
+        return StoreError::Denied {
+            key: key.to_string(),
+            reason: "encrypted with a customer-provided key (SSE-C); upload it without one".into(),
+        };
+    }
+    classify(key, err)
 }
 
 /// A precondition failure on a create-only write means the key exists.
@@ -487,7 +518,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| classify(key, e))?;
+            .map_err(|e| classify_read(key, e))?;
         let meta = meta_of(
             key,
             out.content_length,
@@ -554,7 +585,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| classify(key, e))?;
+            .map_err(|e| classify_read(key, e))?;
         Ok(meta_of(
             key,
             out.content_length,

@@ -198,16 +198,65 @@ impl Ingest {
 
     /// Handles one object-created event.
     pub async fn handle(&self, event: &ObjectEvent) -> Result<Outcome> {
-        if event.key.starts_with(INCOMING) {
+        let handled = if event.key.starts_with(INCOMING) {
             self.incoming(event).await
         } else if event.key.starts_with(REQUESTS) {
             self.request(event).await
         } else {
-            Ok(Outcome::nothing(
+            return Ok(Outcome::nothing(
                 &event.key,
                 "not under incoming/ or requests/; ignored",
-            ))
+            ));
+        };
+        match handled {
+            Err(IngestError::Store(StoreError::Denied { key, reason })) if key == event.key => {
+                self.reject_unreadable(event, reason).await
+            }
+            other => other,
         }
+    }
+
+    /// An object this function may not read (see [`StoreError::Denied`]):
+    /// no retry can help, so it is rejected with a report, and left where
+    /// it is (it cannot be copied, and nothing unread is deleted).
+    async fn reject_unreadable(&self, event: &ObjectEvent, why: String) -> Result<Outcome> {
+        let key = &event.key;
+        let meta = match self.store.head(key).await {
+            Ok(meta) => Some(meta),
+            Err(StoreError::NotFound { .. }) => None,
+            // Not even a head: a listing still shows it.
+            Err(_) => self
+                .store
+                .list_page(key, None)
+                .await?
+                .objects
+                .into_iter()
+                .find(|o| &o.key == key),
+        };
+        let Some(meta) = meta else {
+            return Ok(Outcome::nothing(
+                key,
+                "already handled (the object is gone)",
+            ));
+        };
+        let reason = format!(
+            "{}: not readable: {why}; it is left where it is: delete it and upload it again",
+            raptr_formats::quote::name(key)
+        );
+        let mut report = Report::new(key, Status::Rejected).reason(reason.clone());
+        report.size = Some(meta.size);
+        report.etag = Some(meta.etag.clone());
+        report.uploader = Some(event.uploader.clone());
+        report.write(self.store.as_ref()).await?;
+        tracing::info!(key = %key, outcome = "rejected", reason = %reason, "settled");
+        Ok(Outcome {
+            key: key.clone(),
+            status: Some(Status::Rejected),
+            reason: Some(reason),
+            bundle: None,
+            version: None,
+            settled: Vec::new(),
+        })
     }
 
     // ----- incoming/ -------------------------------------------------------
@@ -845,11 +894,24 @@ impl Ingest {
                     "settled earlier; removed from incoming/",
                 ));
             }
+            None if self.rejected_in_place(obj).await? => {}
             _ => swept
                 .redriven
                 .push(self.handle(&self.sweep_event(&obj.key)).await?),
         }
         Ok(())
+    }
+
+    /// Whether `obj` was rejected as it is and left in place (unreadable):
+    /// its report answers it until someone replaces or deletes it.
+    async fn rejected_in_place(&self, obj: &ObjectMeta) -> Result<bool> {
+        Ok(Report::read(self.store.as_ref(), &obj.key)
+            .await?
+            .is_some_and(|r| {
+                r.status == Some(Status::Rejected)
+                    && r.rejected_key.is_none()
+                    && r.etag.as_deref() == Some(obj.etag.as_str())
+            }))
     }
 
     /// Rejects the files of one folder that waited too long.

@@ -868,3 +868,51 @@ async fn a_changes_folder_costs_writes_in_proportion_to_its_files() {
         "12 files: {small} writes, 48 files: {large} writes"
     );
 }
+
+/// Objects the function may not read (a 403, an archived or SSE-C object)
+/// are rejected with a report at once, left where they are, and not tried
+/// again by the sweep; the bundle beside them lands.
+#[tokio::test]
+async fn unreadable_objects_are_rejected_in_place_and_answered_once() {
+    let r = repo();
+    let faults = raptr_testkit::faults::Faults::none();
+    let store = raptr_testkit::faults::FaultyStore::new(r.store.clone(), faults.clone());
+    let ingest = Ingest::new(store, r.table.clone(), Config::default_local("repo"));
+    let deb_key = format!(
+        "incoming/stable/main/b2/{}",
+        deb_name("locked", "1.0", "amd64")
+    );
+    let request_key = "requests/locked.json";
+    r.put(&deb_key, &deb("locked", "1.0", "amd64", None, "l"))
+        .await;
+    r.put(request_key, br#"{"action":"verify"}"#).await;
+    faults.deny_reading(&deb_key);
+    faults.deny_reading(request_key);
+    for key in [deb_key.as_str(), request_key] {
+        let out = ingest
+            .handle(&ObjectEvent {
+                key: key.to_string(),
+                uploader: "tests".into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(out.status, Some(Status::Rejected), "{key}: {out:?}");
+        let report = r.report(key).await;
+        assert_eq!(report.status, Some(Status::Rejected));
+        let reason = report.reason.unwrap();
+        assert!(reason.contains("not readable"), "{reason}");
+        assert!(reason.contains(key), "{reason}");
+        assert!(r.exists(key).await, "{key} was not left in place");
+    }
+    r.upload("incoming/stable/main/b1", &hello_bundle(), 3)
+        .await;
+    let now = raptr_core::time::now_ms() + 10 * 60_000;
+    let swept = ingest.sweep(now).await.unwrap();
+    assert!(swept.failed.is_empty(), "{swept:?}");
+    let redriven: Vec<&str> = swept.redriven.iter().map(|o| o.key.as_str()).collect();
+    assert!(
+        !redriven.contains(&deb_key.as_str()) && !redriven.contains(&request_key),
+        "answered objects handled again: {redriven:?}"
+    );
+    assert_eq!(r.manifest(DIR).await.files.len(), hello_bundle().len());
+}

@@ -125,6 +125,13 @@ pub enum StoreError {
     /// it is read.
     #[error("{key}: {size} bytes, more than the {limit} allowed")]
     TooLarge { key: String, size: u64, limit: u64 },
+    /// The object exists but this party may not read it as it is: access
+    /// denied (a bucket or key policy, a KMS key it may not use), encrypted
+    /// with a key the writer kept (SSE-C), or in an archive storage class
+    /// that needs a restore first. Final until someone changes the object
+    /// or the permissions.
+    #[error("{key}: not readable: {reason}")]
+    Denied { key: String, reason: String },
     #[error("{key}: {source}")]
     Permanent {
         key: String,
@@ -138,6 +145,7 @@ impl StoreError {
         match self {
             StoreError::NotFound { key }
             | StoreError::AlreadyExists { key }
+            | StoreError::Denied { key, .. }
             | StoreError::PreconditionFailed { key }
             | StoreError::InvalidKey { key, .. }
             | StoreError::Transient { key, .. }
