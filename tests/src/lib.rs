@@ -172,6 +172,7 @@ impl Dispatcher {
             lease: raptr_publish::lease_from_env().map_err(DispatchError::Publish)?,
             sweep_min_age: raptr_publish::sweep_min_age_from_env()
                 .map_err(DispatchError::Publish)?,
+            progress_every: raptr_publish::progress_from_env().map_err(DispatchError::Publish)?,
         };
         Ok(Dispatcher {
             target,

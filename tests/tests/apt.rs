@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -460,6 +461,11 @@ impl Stack {
     /// The publish function as a process of its own (`raptr-dispatch
     /// --invoke`), with a short lease so that a killed one is replaced soon.
     fn publisher_process(&self) -> std::process::Child {
+        self.publisher_process_with(&[("RUST_LOG", "warn")])
+    }
+
+    /// [`Stack::publisher_process`] with more of the environment set.
+    fn publisher_process_with(&self, env: &[(&str, &str)]) -> std::process::Child {
         let target = self.dispatcher.target();
         Command::new(env!("CARGO_BIN_EXE_raptr-dispatch"))
             .envs(self.emu.env())
@@ -467,7 +473,7 @@ impl Stack {
             .env("RAPTR_TABLE", &target.table)
             .env("RAPTR_QUEUE", &target.queue)
             .env("RAPTR_LEASE_SECONDS", KILL_LEASE_SECONDS.to_string())
-            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .args(["--invoke", r#"{"raptr": "publish"}"#])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -593,6 +599,139 @@ async fn a_publisher_killed_at_random_points_never_breaks_apt() {
     let (apt, work) = s.apt("eu", &s.replicas[0].1, "stable");
     update_cleanly(&apt, &work, "converged");
     ok(apt.apt_get(&["download", "hello"], &work), "converged");
+}
+
+/// Each bucket's InRelease of `dist` (primary first, then the replicas),
+/// with its Date.
+async fn inreleases(s: &Stack, dist: &str) -> Vec<(String, u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stores: Vec<(&str, &S3Store)> = vec![("primary", &s.primary)];
+    stores.extend(s.replicas.iter().map(|(n, _, st)| (n.as_str(), st)));
+    for (who, store) in stores {
+        let key = format!("dists/{dist}/InRelease");
+        let (body, _) = store.get(&key).await.unwrap();
+        let date = std::str::from_utf8(&body)
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Date: ")))
+            .and_then(raptr_core::time::parse_rfc2822)
+            .unwrap_or_else(|| panic!("{who}: {key} has no Date"));
+        out.push((who.to_string(), date, body.to_vec()));
+    }
+    out
+}
+
+/// SIGSTOP or SIGCONT to a process.
+fn signal(child: &std::process::Child, sig: &str) {
+    let out = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kill {sig}: {}", text(&out));
+}
+
+/// The publisher, as a process, stopped (SIGSTOP) in the middle of a
+/// publish (as it starts a generation, or while it copies to a replica,
+/// as its log says) for longer than its lease; another
+/// publisher publishes the next change meanwhile; the first is resumed
+/// (SIGCONT). On every bucket the InRelease never goes back (and stays
+/// exactly the second one's when the first ends with an error), and apt
+/// updates cleanly from every replica; one more run converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_stopped_past_its_lease_never_turns_a_release_back() {
+    let s = stack("stop").await;
+    s.upload("testing/main", "build-1", &bundle());
+    s.dispatch().await;
+    let link = |dist: &str, action: &str| {
+        format!(
+            r#"{{"action": "{action}", "bundle": "hello", "version": "{VERSION}", "component": "main", "distribution": "{dist}"}}"#
+        )
+    };
+    s.request("stable-0.json", &link("stable", "link"));
+    s.dispatch().await;
+    const ROUNDS: u32 = 4;
+    for round in 1..=ROUNDS {
+        let action = |odd: &'static str, even: &'static str| {
+            if round % 2 == 1 {
+                odd
+            } else {
+                even
+            }
+        };
+        s.request(
+            &format!("stable-{round}.json"),
+            &link("stable", action("unlink", "link")),
+        );
+        s.dispatcher.ingest().await.unwrap();
+        let at = action("building generation", "pool files in place");
+        let step = format!("round {round}, stopped at the first {at:?}");
+        let mut first =
+            s.publisher_process_with(&[("RUST_LOG", "info"), ("RAPTR_PROGRESS_SECONDS", "0")]);
+        let stderr = first.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains(at) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let said = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+        })
+        .await
+        .unwrap();
+        signal(&first, "-STOP");
+        assert!(said.is_ok(), "{step}: the publisher never said so");
+        // Past its lease, a second publisher carries out the next change.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            KILL_LEASE_SECONDS * 1000 + 500,
+        ))
+        .await;
+        s.request(
+            &format!("testing-{round}.json"),
+            &link("testing", action("unlink", "link")),
+        );
+        s.dispatch().await;
+        let mut served = BTreeMap::new();
+        for dist in ["stable", "testing"] {
+            served.insert(dist, inreleases(&s, dist).await);
+        }
+        signal(&first, "-CONT");
+        let status = first.wait().unwrap();
+        assert!(
+            !status.success(),
+            "{step}: the stopped publisher did not notice that it lost its lease"
+        );
+        for dist in ["stable", "testing"] {
+            let now = inreleases(&s, dist).await;
+            for ((who, before, old), (_, after, new)) in served[dist].iter().zip(&now) {
+                assert!(
+                    after >= before,
+                    "{step}: {who}: {dist}'s InRelease went back"
+                );
+                assert!(
+                    old == new,
+                    "{step}: {who}: {dist}'s InRelease was written by a publisher that lost its lease"
+                );
+            }
+            s.apt_on_every_replica(dist, &step).await;
+        }
+    }
+    // Round 4 linked hello in stable and in testing.
+    s.dispatch().await;
+    let hello = [
+        "hello 1:2.0+dfsg~rc1-1 amd64",
+        "hello-doc 1:2.0+dfsg~rc1-1 all",
+    ];
+    for dist in ["stable", "testing"] {
+        for seen in s.apt_on_every_replica(dist, "converged").await {
+            assert_eq!(seen, hello, "{dist}, converged");
+        }
+    }
 }
 
 /// The AWS CLI's SQS commands, pointed at the emulator explicitly (the

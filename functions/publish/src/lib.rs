@@ -114,11 +114,15 @@ pub struct Handler {
     /// ([`raptr_core::ingest::SWEEP_MIN_AGE_SECONDS`] when `None`); see
     /// [`sweep_min_age_from_env`].
     pub sweep_min_age: Option<Duration>,
+    /// How often long work logs how far it is (ten seconds when `None`);
+    /// see [`progress_from_env`].
+    pub progress_every: Option<Duration>,
 }
 
 /// The lease length `RAPTR_LEASE_SECONDS` sets, if it is set. A publisher
 /// that dies holds the lease this long, so the next run waits this long; a
-/// live one renews it at its commits once half of it has run out.
+/// live one renews it on a timer, every third of it, whatever it is doing
+/// (see `raptr_core::publish::fence`).
 pub fn lease_from_env() -> Result<Option<Duration>, String> {
     let Ok(text) = std::env::var("RAPTR_LEASE_SECONDS") else {
         return Ok(None);
@@ -129,6 +133,18 @@ pub fn lease_from_env() -> Result<Option<Duration>, String> {
             "RAPTR_LEASE_SECONDS={text:?}: expected a whole number of seconds, at least 1"
         )),
     }
+}
+
+/// The progress period `RAPTR_PROGRESS_SECONDS` sets, if it is set (0
+/// logs every step).
+pub fn progress_from_env() -> Result<Option<Duration>, String> {
+    let Ok(text) = std::env::var("RAPTR_PROGRESS_SECONDS") else {
+        return Ok(None);
+    };
+    text.trim()
+        .parse::<u64>()
+        .map(|n| Some(Duration::from_secs(n)))
+        .map_err(|_| format!("RAPTR_PROGRESS_SECONDS={text:?}: expected a whole number of seconds"))
 }
 
 /// The sweep's minimum age `RAPTR_SWEEP_MIN_AGE_SECONDS` sets, if it is set
@@ -205,7 +221,7 @@ impl Handler {
         }
         // A long run (a replica's first copy, a verify) logs how far it is.
         publisher.progress = Some(Arc::new(Progress::new(
-            Duration::from_secs(10),
+            self.progress_every.unwrap_or(Duration::from_secs(10)),
             |line| tracing::info!(progress = %line, "working"),
         )));
         Ok(publisher)

@@ -88,6 +88,30 @@ pub fn rfc2822(ms: u64) -> String {
     )
 }
 
+/// Milliseconds of a date in the form [`rfc2822`] writes (the `Date:` of a
+/// Release file).
+pub fn parse_rfc2822(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut words = s.split_ascii_whitespace();
+    let _weekday = words.next()?;
+    let d: u32 = words.next()?.parse().ok()?;
+    let month = words.next()?;
+    let mo = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let y: i64 = words.next()?.parse().ok()?;
+    let mut hms = words.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if !matches!(words.next()?, "UTC" | "GMT" | "+0000") || words.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 || hms.next().is_some() {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(y, mo, d)).ok()?;
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +131,10 @@ mod tests {
         }
         assert_eq!(parse_rfc3339("2026-13-01T00:00:00.000Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+        for t in [0, 951_827_696_000, 1_795_219_200_000, 4_102_444_799_000] {
+            assert_eq!(parse_rfc2822(&rfc2822(t)), Some(t));
+        }
+        assert_eq!(parse_rfc2822("Tue, 29 Feb 2000 12:34:56"), None);
+        assert_eq!(parse_rfc2822("Tue, 29 Fev 2000 12:34:56 UTC"), None);
     }
 }

@@ -1398,3 +1398,104 @@ async fn segments_left_small_by_unlinks_take_in_their_neighbours() {
         );
     }
 }
+
+/// One frozen-publisher case: a publisher frozen (writes and table calls
+/// held, lease renewals included, as by SIGSTOP) at its first write of
+/// `key` (on `replica`, or everywhere), past its lease; another one
+/// publishes; the first comes back. It must write nothing more: every
+/// bucket serves the second one's InRelease, whole.
+async fn frozen_case(key: &str, replica: Option<&str>) {
+    let w = world();
+    w.upload("testing", "b1", &bundle("alpha", "1.0-1")).await;
+    w.publish().await;
+    w.upload("testing", "b2", &bundle("beta", "2.0-1")).await;
+
+    let faults = Faults::pause_at(key);
+    let everywhere = if replica.is_some() {
+        Faults::none()
+    } else {
+        faults.clone()
+    };
+    // Its own owner, and a table whose calls freeze with it.
+    let lease = Duration::from_millis(900);
+    let mut p1 = Publisher::new(
+        FaultyStore::new(w.primary.clone(), everywhere.clone()),
+        raptr_testkit::faults::FrozenTable::new(w.table.clone(), faults.clone()),
+        w.config.clone(),
+        w.signer.clone(),
+        w.replicas
+            .iter()
+            .map(|(name, s)| {
+                let mut store: Arc<dyn ObjectStore> =
+                    FaultyStore::new(s.clone(), everywhere.clone());
+                if replica == Some(name.as_str()) {
+                    store = FaultyStore::new(store, faults.clone());
+                }
+                Replica {
+                    name: name.clone(),
+                    store,
+                    distributions: ["stable", "testing"].map(String::from).into(),
+                }
+            })
+            .collect(),
+        "frozen",
+    );
+    p1.lease_ttl = lease;
+    p1.replica_attempts = 1;
+    let first = tokio::spawn(async move { p1.run().await });
+    assert!(
+        faults.frozen(Duration::from_secs(60)).await,
+        "{key}: the publisher never wrote it"
+    );
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+
+    w.upload("testing", "b3", &bundle("gamma", "3.0-1")).await;
+    let second = w.publish().await;
+    assert!(second.ran, "{key}: the lease did not run out");
+    let served = w.views().await;
+    // Each bucket's signed Release, by its Date and the index it lists first.
+    let inrelease = |v: &BTreeMap<String, BTreeMap<String, View>>| -> Vec<String> {
+        v.iter()
+            .map(|(who, d)| {
+                let text = &d["testing"].release;
+                let line = |p: &str| text.lines().find(|l| l.starts_with(p)).unwrap_or("");
+                format!("{who}: {} /{}", line("Date:"), line(" "))
+            })
+            .collect()
+    };
+    faults.resume();
+    let r = first.await.unwrap();
+    let e = r.expect_err("a publisher frozen past its lease finished as if it held it");
+    assert!(e.is_transient(), "{key}: {e}");
+    let after = w.views().await;
+    assert_eq!(
+        inrelease(&after),
+        inrelease(&served),
+        "{key}: a frozen publisher wrote an InRelease after losing its lease ({e})"
+    );
+    for (who, dists) in &after {
+        let amd64 = lines(&dists["testing"], "main/binary-amd64/Packages");
+        assert_eq!(amd64.len(), 6, "{key}: {who}: {amd64:?}");
+    }
+}
+
+/// A publisher frozen past its lease at any stage of a publish, then
+/// resumed after another one published, writes nothing: caught by the
+/// fence when it resumes before a write, and by the condition on the
+/// object when it was frozen between that check and the write itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_frozen_past_its_lease_writes_nothing_when_it_comes_back() {
+    let cases = [
+        ("state/publish.json", None),
+        ("dists/testing/Release", None),
+        ("dists/testing/InRelease", None),
+        ("dists/testing/InRelease", Some("us")),
+    ];
+    let mut set = tokio::task::JoinSet::new();
+    for (key, replica) in cases {
+        set.spawn(async move { frozen_case(key, replica).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}

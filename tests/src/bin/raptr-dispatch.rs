@@ -2,7 +2,9 @@
 //! publish functions in-process (what Lambda's triggers do in AWS). The
 //! endpoint and credentials come from the standard AWS environment
 //! (`AWS_ENDPOINT_URL`, ...), as for the AWS CLI; `RAPTR_LEASE_SECONDS`
-//! sets the publish lease as for the function.
+//! sets the publish lease and `RAPTR_PROGRESS_SECONDS` how often long
+//! work reports progress, as for the function. With `RUST_LOG` set, the
+//! functions' logs go to standard error.
 //!
 //!     raptr-dispatch                 # handle what is queued, publish, exit
 //!     raptr-dispatch --watch         # keep doing so until interrupted
@@ -83,6 +85,13 @@ async fn run(args: Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

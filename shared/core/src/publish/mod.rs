@@ -45,13 +45,16 @@ use crate::report::Report;
 use crate::request::Action;
 use crate::signing::{Signer, SigningError};
 
+pub mod fence;
 pub mod index;
 pub mod links;
+pub mod release;
 pub mod segment;
 pub mod state;
 pub mod verify;
 pub mod xz;
 
+use fence::{Fence, FencedStore, Keeper};
 use index::ReleaseFields;
 use links::Links;
 use state::{split_triple, triple, Generation, Identity, State};
@@ -83,6 +86,10 @@ pub enum PublishError {
     /// Something the configuration or the data must fix first.
     #[error("{0}")]
     Refused(String),
+    /// Another publisher wrote a newer signing: this run (which lost its
+    /// lease) must write nothing more.
+    #[error("{0}")]
+    Overtaken(String),
 }
 
 impl PublishError {
@@ -93,6 +100,7 @@ impl PublishError {
                 e.is_transient() || matches!(e, StoreError::PreconditionFailed { .. })
             }
             PublishError::Table(e) => e.is_transient() || matches!(e, TableError::LeaseLost { .. }),
+            PublishError::Overtaken(_) => true,
             _ => false,
         }
     }
@@ -143,12 +151,15 @@ pub struct ReplicaState {
 /// A run's lease and the state it last saved.
 struct Held {
     lease: Lease,
+    /// Renews the lease while the run holds it.
+    keeper: Option<Keeper>,
     state: State,
     etag: Option<String>,
 }
 
-/// Where indices are staged on the primary while they are written; never
-/// copied to replicas.
+/// Where indices are staged on the primary while they are written, under
+/// the lease's token (a publisher that lost its lease cannot overwrite what
+/// the next one stages); never copied to replicas.
 const STAGING: &str = "state/staging/";
 
 fn options(content_type: &str, cache: &str) -> PutOptions {
@@ -213,6 +224,9 @@ pub struct Publisher {
     pub segment_target: usize,
     /// Where long work says how far it is (none: it does not).
     pub progress: Option<Arc<Progress>>,
+    /// Open while this publisher holds the lease: every write to the
+    /// primary and the replicas passes it ([`fence`]).
+    fence: Arc<Fence>,
 }
 
 impl Publisher {
@@ -225,12 +239,22 @@ impl Publisher {
         replicas: Vec<Replica>,
         owner: impl Into<String>,
     ) -> Publisher {
+        let fence = Arc::new(Fence::default());
+        let store = FencedStore::wrap(store, fence.clone());
+        let replicas = replicas
+            .into_iter()
+            .map(|r| Replica {
+                store: FencedStore::wrap(r.store, fence.clone()),
+                ..r
+            })
+            .collect();
         Publisher {
             store,
             table,
             config,
             signer,
             replicas,
+            fence,
             owner: owner.into(),
             lease_ttl: Duration::from_secs(300),
             replica_attempts: 3,
@@ -248,6 +272,7 @@ impl Publisher {
     /// when another publisher holds the lease (it will run again for us).
     pub async fn run(&self) -> Result<Summary> {
         let mut summary = Summary::default();
+        let taken = tokio::time::Instant::now();
         let Some(lease) = self
             .table
             .acquire_or_mark(LEASE, &self.owner, self.lease_ttl)
@@ -256,18 +281,21 @@ impl Publisher {
             return Ok(summary);
         };
         summary.ran = true;
-        let (state, etag) = State::load(self.store.as_ref()).await?;
-        let mut held = Held { lease, state, etag };
+        let mut held = self.start(lease, taken).await?;
         loop {
             if let Err(e) = self.cycle(&mut held, &mut summary).await {
                 // Give the lease back so that the next attempt need not wait
                 // for it to expire; whatever is half done, the state records.
-                let _ = self.table.release(&mut held.lease).await;
+                let e = self.explain(e);
+                let _ = self.give_back(&mut held).await;
                 return Err(e);
             }
-            match self.table.release(&mut held.lease).await? {
+            match self.give_back(&mut held).await? {
                 Release::Released => break,
                 Release::Rerun => {
+                    // Still held: keep it, and start from the saved state.
+                    self.fence.hold(tokio::time::Instant::now(), self.lease_ttl);
+                    held.keeper = Some(self.keeper(&held.lease));
                     let (state, etag) = State::load(self.store.as_ref()).await?;
                     held.state = state;
                     held.etag = etag;
@@ -278,8 +306,63 @@ impl Publisher {
         Ok(summary)
     }
 
+    /// Opens the fence for a lease taken at `taken`, starts renewing it,
+    /// and reads the state.
+    async fn start(&self, lease: Lease, taken: tokio::time::Instant) -> Result<Held> {
+        self.fence.hold(taken, self.lease_ttl);
+        let keeper = Some(self.keeper(&lease));
+        let mut held = Held {
+            lease,
+            keeper,
+            state: State::default(),
+            etag: None,
+        };
+        match State::load(self.store.as_ref()).await {
+            Ok((state, etag)) => {
+                held.state = state;
+                held.etag = etag;
+                Ok(held)
+            }
+            Err(e) => {
+                let _ = self.give_back(&mut held).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn keeper(&self, lease: &Lease) -> Keeper {
+        Keeper::start(
+            self.table.clone(),
+            lease,
+            self.lease_ttl,
+            self.fence.clone(),
+        )
+    }
+
+    /// Stops renewing, closes the fence and gives the lease back.
+    async fn give_back(&self, held: &mut Held) -> Result<Release> {
+        if let Some(k) = held.keeper.take() {
+            k.stop().await;
+        }
+        self.fence.close();
+        Ok(self.table.release(&mut held.lease).await?)
+    }
+
+    /// A failure that the lease's loss explains is reported as that loss.
+    fn explain(&self, e: PublishError) -> PublishError {
+        match (&e, self.fence.refusal()) {
+            (PublishError::Store(_), Some(why)) if !why.starts_with("no publish lease") => {
+                PublishError::Table(TableError::LeaseLost {
+                    name: format!("{LEASE} ({why})"),
+                })
+            }
+            _ => e,
+        }
+    }
+
     /// Takes the lease, waiting up to `wait` for it (purge, verify).
     async fn hold(&self, wait: Duration) -> Result<Held> {
+        let taken = tokio::time::Instant::now();
         let lease = self
             .table
             .acquire(LEASE, &self.owner, self.lease_ttl, wait)
@@ -290,28 +373,11 @@ impl Publisher {
                     wait.as_secs()
                 ))
             })?;
-        let (state, etag) = State::load(self.store.as_ref()).await?;
-        Ok(Held { lease, state, etag })
-    }
-
-    /// Renews the lease once half of it has run out: until then nobody else
-    /// can hold it (takers wait for expiry, and clocks agree to well within
-    /// a lease), so a renewal before each commit would only cost a write.
-    async fn keep_lease(&self, held: &mut Held) -> Result<()> {
-        let half = u64::try_from(self.lease_ttl.as_millis() / 2).unwrap_or(u64::MAX);
-        if held
-            .lease
-            .expires_at_ms
-            .saturating_sub(crate::time::now_ms())
-            <= half
-        {
-            self.table.renew(&mut held.lease, self.lease_ttl).await?;
-        }
-        Ok(())
+        self.start(lease, taken).await
     }
 
     async fn save(&self, held: &mut Held) -> Result<()> {
-        self.keep_lease(held).await?;
+        self.fence.check(state::STATE_KEY)?;
         held.etag = Some(
             held.state
                 .save(self.store.as_ref(), held.etag.as_deref())
@@ -699,8 +765,11 @@ impl Publisher {
         manifests: &segment::Manifests,
     ) -> Result<()> {
         let now = (self.now)();
+        let staging = format!("{STAGING}{}/", held.lease.token);
+        self.clear_staging(&staging).await?;
         let state = &mut held.state;
         let mut next = state.next.take().unwrap_or_else(|| state.history_next());
+        tracing::info!(generation = next.generation, "building generation");
         // (distribution, index path, staging key) of each index file written.
         let mut written: Vec<(String, String, String)> = Vec::new();
         let mut staged: Vec<String> = Vec::new();
@@ -730,7 +799,7 @@ impl Publisher {
                 // Nothing in it changed (a Release signed again).
                 continue;
             }
-            let stage = |p: &str| format!("{STAGING}{dist}/{p}");
+            let stage = |p: &str| format!("{staging}{dist}/{p}");
             let (raw_stage, gz_stage) = (stage(&path), stage(&gz_path));
             let xz_stage = xz_path.as_deref().map(stage);
             let job = segment::Job {
@@ -913,6 +982,27 @@ impl Publisher {
         Ok(Some(prior))
     }
 
+    /// Deletes what earlier leases staged and left (their runs died before
+    /// deleting it).
+    async fn clear_staging(&self, ours: &str) -> Result<()> {
+        let left: Vec<String> = self
+            .store
+            .list(STAGING)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| !k.starts_with(ours))
+            .collect();
+        if !left.is_empty() {
+            tracing::info!(
+                count = left.len(),
+                "deleting index files earlier runs staged"
+            );
+            self.store.delete_many(&left).await?;
+        }
+        Ok(())
+    }
+
     /// Renders, signs and writes a distribution's Release, Release.gpg and
     /// InRelease (in that order) on the primary.
     async fn write_release(&self, state: &State, dist: &str, now: u64) -> Result<()> {
@@ -959,25 +1049,14 @@ impl Publisher {
             components: &d.components,
         };
         let text = index::render_release(&fields, &files);
-        let detached = self.signer.detach_sign(&text)?;
-        let clear = self.signer.clearsign(&text)?;
+        let signed = release::Signed {
+            detached: Bytes::from(self.signer.detach_sign(&text)?),
+            inrelease: Bytes::from(self.signer.clearsign(&text)?),
+            release: Bytes::from(text),
+        };
         // InRelease last: apt reads it first, and it must list only what
         // is already in place.
-        for (name, body) in [
-            ("Release", text),
-            ("Release.gpg", detached),
-            ("InRelease", clear),
-        ] {
-            let key = format!("dists/{dist}/{name}");
-            put(
-                self.store.as_ref(),
-                &key,
-                Bytes::from(body),
-                content_type(name),
-                CACHE_MUTABLE,
-            )
-            .await?;
-        }
+        signed.write(self.store.as_ref(), dist).await?;
         Ok(())
     }
 
@@ -1003,7 +1082,6 @@ impl Publisher {
         if self.replicas.is_empty() {
             return Ok(());
         }
-        self.keep_lease(held).await?;
         let served = self.table.replica_generations().await?;
         // A replica too far behind gets every linked file: read all shards.
         let full = self.replicas.iter().any(|r| {
@@ -1142,11 +1220,10 @@ impl Publisher {
         }
         self.write_keys(target).await?;
         for dist in paths.keys() {
-            for name in ["Release", "Release.gpg", "InRelease"] {
-                let key = format!("dists/{dist}/{name}");
-                let (body, _) = self.store.get_limited(&key, crate::limits::RELEASE).await?;
-                put(target, &key, body, content_type(name), CACHE_MUTABLE).await?;
-            }
+            release::Signed::read(self.store.as_ref(), dist)
+                .await?
+                .write(target, dist)
+                .await?;
         }
         Ok(())
     }
@@ -1308,16 +1385,21 @@ impl Publisher {
     /// `raptr purge`: what [`Action::Purge`] does, now.
     pub async fn purge(&self, dry_run: bool) -> Result<Vec<String>> {
         let mut held = self.hold(Duration::from_secs(60)).await?;
-        let r = self.purge_held(&mut held, dry_run).await;
-        self.table.release(&mut held.lease).await?;
+        let r = self
+            .purge_held(&mut held, dry_run)
+            .await
+            .map_err(|e| self.explain(e));
+        self.give_back(&mut held).await?;
         r
     }
 
     /// `raptr verify`: what [`Action::Verify`] does, now.
     pub async fn verify(&self, dry_run: bool) -> Result<Vec<verify::Finding>> {
         let mut held = self.hold(Duration::from_secs(60)).await?;
-        let r = verify::run(self, &mut held, dry_run).await;
-        self.table.release(&mut held.lease).await?;
+        let r = verify::run(self, &mut held, dry_run)
+            .await
+            .map_err(|e| self.explain(e));
+        self.give_back(&mut held).await?;
         r
     }
 
