@@ -26,5 +26,7 @@ fi
 
 scripts/venv.sh .cache/venv scripts/requirements-emulator.txt \
   "the emulator, the AWS CLI and cfn-lint"
+scripts/venv.sh .cache/lambda scripts/requirements-lambda.txt \
+  "cargo-lambda's Lambda runtime emulator" --no-deps
 
 scripts/fetch-fixtures.sh

@@ -23,6 +23,7 @@ use raptr_testkit::{changes, deb, deb_name, shuffle, source_package, File};
 use serde_json::{json, Value};
 
 struct Env {
+    emu: &'static Emulator,
     /// The bucket through the SDK itself, for keys the store refuses to
     /// write (as `aws s3 cp` and the console do not).
     raw: aws_sdk_s3::Client,
@@ -78,6 +79,7 @@ async fn env(tag: &str) -> Env {
         journal: table.clone(),
     };
     Env {
+        emu,
         raw: s3_client(&conf, None, true),
         bucket: names.bucket.clone(),
         store,
@@ -604,4 +606,154 @@ async fn an_unreadable_message_fails_alone() {
         let key = format!("{folder}/{name}");
         assert_eq!(e.status(&key).await, Status::Accepted, "{key}");
     }
+}
+
+/// A process killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The repository's root (cargo-lambda reads its workspace there).
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// cargo-lambda, as `make setup` installs it.
+fn cargo_lambda() -> std::process::Command {
+    let bin = root().join(".cache/lambda/bin/cargo-lambda");
+    assert!(
+        bin.exists(),
+        "{}: missing; scripts/setup.sh installs it",
+        bin.display()
+    );
+    let mut c = std::process::Command::new(bin);
+    c.arg("lambda")
+        .current_dir(root())
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// The function's real binary, run under cargo-lambda's Lambda runtime
+/// emulator (`cargo lambda watch --only-lambda-apis`), answers each
+/// `cargo lambda invoke` as Lambda would receive it: a batch with one
+/// unreadable record comes back with that record alone in
+/// `batchItemFailures`, the others carried out; a payload that is no SQS
+/// batch at all comes back as a function error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_binary_answers_lambda_per_record_on_the_wire() {
+    let e = env("wire").await;
+    let folder = "incoming/stable/main/build-1";
+    let files = hello_bundle();
+    e.put_all(folder, &files).await;
+    let mut records = e.receive().await;
+    records.insert(
+        1,
+        json!({
+            "messageId": "not-an-s3-event",
+            "receiptHandle": "x",
+            "body": "{ this is not JSON",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:raptr-ingest",
+            "awsRegion": REGION,
+        }),
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let port_s = port.to_string();
+    let _watch = Running(
+        cargo_lambda()
+            .args([
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port_s,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cargo lambda watch starts"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _function = Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_raptr-ingest"))
+            .envs(e.emu.env())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("RAPTR_BUCKET", &e.bucket)
+            .env("RAPTR_TABLE", "raptr")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the ingest function starts"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let invoke = |payload: &Value| {
+        let file = dir.path().join("payload.json");
+        std::fs::write(&file, payload.to_string()).unwrap();
+        let out = cargo_lambda()
+            .args([
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port_s,
+                "-o",
+                "json",
+                "-F",
+            ])
+            .arg(&file)
+            .output()
+            .expect("cargo lambda invoke runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let mut failed = Vec::new();
+    for batch in records.chunks(10) {
+        let payload = json!({ "Records": batch });
+        let (ok, said) = tokio::task::block_in_place(|| invoke(&payload));
+        assert!(ok, "the batch failed whole: {said}");
+        let answer: Value = serde_json::from_str(said.trim())
+            .unwrap_or_else(|err| panic!("not a JSON answer ({err}): {said}"));
+        failed.extend(answer["batchItemFailures"].as_array().cloned().unwrap());
+    }
+    assert_eq!(failed, [json!({ "itemIdentifier": "not-an-s3-event" })]);
+    for (name, _) in &files {
+        let key = format!("{folder}/{name}");
+        assert_eq!(e.status(&key).await, Status::Accepted, "{key}");
+    }
+    let (ok, said) = tokio::task::block_in_place(|| invoke(&json!({ "Records": "none" })));
+    assert!(
+        !ok,
+        "a payload that is no batch was answered as a success: {said}"
+    );
+    assert!(said.contains("Records"), "{said}");
 }
