@@ -173,6 +173,7 @@ impl Dispatcher {
             sweep_min_age: raptr_publish::sweep_min_age_from_env()
                 .map_err(DispatchError::Publish)?,
             progress_every: raptr_publish::progress_from_env().map_err(DispatchError::Publish)?,
+            verify_slice: raptr_publish::verify_slice_from_env().map_err(DispatchError::Publish)?,
         };
         Ok(Dispatcher {
             target,

@@ -117,6 +117,9 @@ pub struct Handler {
     /// How often long work logs how far it is (ten seconds when `None`);
     /// see [`progress_from_env`].
     pub progress_every: Option<Duration>,
+    /// How long one invocation spends on a verify (two minutes when
+    /// `None`); see [`verify_slice_from_env`].
+    pub verify_slice: Option<Duration>,
 }
 
 /// The lease length `RAPTR_LEASE_SECONDS` sets, if it is set. A publisher
@@ -135,16 +138,27 @@ pub fn lease_from_env() -> Result<Option<Duration>, String> {
     }
 }
 
-/// The progress period `RAPTR_PROGRESS_SECONDS` sets, if it is set (0
-/// logs every step).
-pub fn progress_from_env() -> Result<Option<Duration>, String> {
-    let Ok(text) = std::env::var("RAPTR_PROGRESS_SECONDS") else {
+/// The verify slice `RAPTR_VERIFY_SLICE_SECONDS` sets, if it is set: how
+/// long one invocation spends on a verify pass before it leaves the rest
+/// to the next (0 checks one unit, or one batch of pool files, a time).
+pub fn verify_slice_from_env() -> Result<Option<Duration>, String> {
+    seconds_from_env("RAPTR_VERIFY_SLICE_SECONDS")
+}
+
+fn seconds_from_env(name: &str) -> Result<Option<Duration>, String> {
+    let Ok(text) = std::env::var(name) else {
         return Ok(None);
     };
     text.trim()
         .parse::<u64>()
         .map(|n| Some(Duration::from_secs(n)))
-        .map_err(|_| format!("RAPTR_PROGRESS_SECONDS={text:?}: expected a whole number of seconds"))
+        .map_err(|_| format!("{name}={text:?}: expected a whole number of seconds"))
+}
+
+/// The progress period `RAPTR_PROGRESS_SECONDS` sets, if it is set (0
+/// logs every step).
+pub fn progress_from_env() -> Result<Option<Duration>, String> {
+    seconds_from_env("RAPTR_PROGRESS_SECONDS")
 }
 
 /// The sweep's minimum age `RAPTR_SWEEP_MIN_AGE_SECONDS` sets, if it is set
@@ -218,6 +232,9 @@ impl Handler {
         );
         if let Some(lease) = self.lease {
             publisher.lease_ttl = lease;
+        }
+        if let Some(slice) = self.verify_slice {
+            publisher.verify_slice = slice;
         }
         // A long run (a replica's first copy, a verify) logs how far it is.
         publisher.progress = Some(Arc::new(Progress::new(
@@ -299,11 +316,19 @@ impl Handler {
                 answer["purge"] = json!({ "dry_run": dry_run, "files": files });
             }
             Task::Verify { dry_run } => {
-                let findings = publisher
-                    .verify(dry_run)
+                // A slice per invocation: invoke again until `complete`.
+                let slice = publisher.verify_slice;
+                let pass = publisher
+                    .verify(dry_run, Some(slice))
                     .await
                     .map_err(|e| fail("verify", e))?;
-                answer["verify"] = json!({ "dry_run": dry_run, "findings": findings });
+                answer["verify"] = json!({
+                    "dry_run": dry_run,
+                    "complete": pass.complete,
+                    "checked": pass.checked,
+                    "findings": pass.findings,
+                    "omitted": pass.omitted,
+                });
             }
             Task::Sweep => {}
         }

@@ -121,6 +121,7 @@ async fn env(tag: &str) -> Env {
         owner: format!("test-{tag}"),
         lease: None,
         progress_every: None,
+        verify_slice: None,
         // The tests sweep what they have just put.
         sweep_min_age: Some(std::time::Duration::ZERO),
     };

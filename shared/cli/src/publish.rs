@@ -229,10 +229,11 @@ pub fn purge(repo: &str, dry_run: bool, json: bool) -> Result<ExitCode, CliError
 pub fn verify(repo: &str, dry_run: bool, json: bool) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async {
         let p = publisher(repo).await?;
-        let findings = p
-            .verify(dry_run)
+        let pass = p
+            .verify(dry_run, None)
             .await
             .map_err(|e| CliError(format!("{repo}: verify failed: {e}")))?;
+        let findings = pass.findings;
         if json {
             println!(
                 "{:#}",

@@ -105,6 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             upload: format!("incoming/stable/main/bench/{file}@bench"),
         };
         let m = Manifest {
+            purging: Default::default(),
             bundle: name.clone(),
             version: "1.0-1".into(),
             component: "main".into(),

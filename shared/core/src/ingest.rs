@@ -694,6 +694,13 @@ impl Ingest {
                     None,
                 )))
             }
+            // Not recorded: the purge deletes the file. The event is tried
+            // again (the queue's retry, or the sweep) and stores it anew.
+            Added::Purging => {
+                return Err(IngestError::Io(format!(
+                    "{name}: {pool_key} is being purged; the upload is tried again once the purge has ended"
+                )))
+            }
         };
         let change = Change {
             action: Action::Link,

@@ -26,6 +26,11 @@ pub struct Manifest {
     pub component: String,
     /// By file name (the last segment of the pool key).
     pub files: BTreeMap<String, ManifestFile>,
+    /// Files a purge is deleting now (name → since when, RFC 3339): no
+    /// upload may store them again until the purge has ended, or its
+    /// delete could take the new copy away.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub purging: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +100,8 @@ pub enum Added {
     /// Different bytes under that name, or the bundle version in the pool has
     /// another epoch: the reason.
     Conflict(String),
+    /// A purge is deleting that file now: try again once it has ended.
+    Purging,
 }
 
 /// Reads a manifest and its ETag; `None` if the bundle version has none yet.
@@ -123,6 +130,9 @@ pub fn compare(m: &Manifest, version: &str, name: &str, file: &ManifestFile) -> 
             "the pool already holds {} {} in this directory; versions that differ only in epoch cannot both be stored",
             m.bundle, m.version
         )));
+    }
+    if m.purging.contains_key(name) {
+        return Some(Added::Purging);
     }
     let existing = m.files.get(name)?;
     Some(if existing.digests.sha256 == file.digests.sha256 {
@@ -163,6 +173,7 @@ pub async fn add(
                     version: version.to_string(),
                     component: component.to_string(),
                     files: BTreeMap::new(),
+                    purging: BTreeMap::new(),
                 },
                 PutOptions::create_only(),
             ),
@@ -187,7 +198,7 @@ pub async fn add(
     }
 }
 
-/// Drops entries from a bundle version's manifest (remove and purge), by
+/// Drops entries from a bundle version's manifest (remove), by
 /// compare-and-swap. The manifest stays, possibly empty, so that a concurrent
 /// upload's compare-and-swap never races a delete. Returns how many entries
 /// went.
@@ -196,16 +207,66 @@ pub async fn drop_files(
     pool_dir: &str,
     names: &[String],
 ) -> Result<usize, StoreError> {
+    change(store, pool_dir, |m| {
+        let before = m.files.len();
+        m.files.retain(|name, _| !names.contains(name));
+        before - m.files.len()
+    })
+    .await
+}
+
+/// The first step of a purge: the entries leave `files` for `purging`, so
+/// that an identical upload arriving while the files are deleted waits
+/// ([`Added::Purging`]) instead of being recorded over a file about to go.
+pub async fn begin_purge(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+    names: &[String],
+    at: &str,
+) -> Result<usize, StoreError> {
+    change(store, pool_dir, |m| {
+        let mut n = 0;
+        for name in names {
+            if m.files.remove(name).is_some() || !m.purging.contains_key(name) {
+                m.purging.insert(name.clone(), at.to_string());
+                n += 1;
+            }
+        }
+        n
+    })
+    .await
+}
+
+/// The last step of a purge, once the files are deleted everywhere: the
+/// names may be uploaded again.
+pub async fn end_purge(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+    names: &[String],
+) -> Result<usize, StoreError> {
+    change(store, pool_dir, |m| {
+        let before = m.purging.len();
+        m.purging.retain(|name, _| !names.contains(name));
+        before - m.purging.len()
+    })
+    .await
+}
+
+/// Applies `f` to a manifest by compare-and-swap, retrying on a concurrent
+/// change; `f` says how many entries it changed (0: nothing is written).
+async fn change(
+    store: &dyn ObjectStore,
+    pool_dir: &str,
+    mut f: impl FnMut(&mut Manifest) -> usize,
+) -> Result<usize, StoreError> {
     let key = manifest_key(pool_dir);
     let mut backoff = Backoff::new(&key);
     loop {
         let Some((mut m, etag)) = load(store, pool_dir).await? else {
             return Ok(0);
         };
-        let before = m.files.len();
-        m.files.retain(|name, _| !names.contains(name));
-        let dropped = before - m.files.len();
-        if dropped == 0 {
+        let changed = f(&mut m);
+        if changed == 0 {
             return Ok(0);
         }
         let body = serde_json::to_vec_pretty(&m).map_err(|e| StoreError::Permanent {
@@ -217,7 +278,7 @@ pub async fn drop_files(
             ..PutOptions::if_match(etag)
         };
         match store.put(&key, Bytes::from(body), opts).await {
-            Ok(_) => return Ok(dropped),
+            Ok(_) => return Ok(changed),
             Err(StoreError::PreconditionFailed { .. }) => {
                 tokio::time::sleep(backoff.next_pause()).await;
             }

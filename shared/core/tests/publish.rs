@@ -753,7 +753,13 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
         .await;
     }
     w.publish().await;
-    assert!(w.publisher().verify(false).await.unwrap().is_empty());
+    assert!(w
+        .publisher()
+        .verify(false, None)
+        .await
+        .unwrap()
+        .findings
+        .is_empty());
     let (_, ap) = w.replicas.iter().find(|(n, _)| n == "ap").unwrap();
     let deb_key = "pool/main/f/foo/1.0-1/foo_1.0-1_arm64.deb";
     ap.delete(deb_key).await.unwrap();
@@ -773,7 +779,7 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
     us.put(swapped, Bytes::from(bytes), PutOptions::default())
         .await
         .unwrap();
-    let found = w.publisher().verify(true).await.unwrap();
+    let found = w.publisher().verify(true, None).await.unwrap().findings;
     let keys: BTreeSet<(&str, &str)> = found
         .iter()
         .map(|f| (f.target.as_str(), f.key.as_str()))
@@ -787,12 +793,33 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
     assert_eq!(keys, want, "{found:?}");
     assert!(found.iter().all(|f| !f.repaired));
     assert!(ap.head(deb_key).await.is_err(), "a dry run repairs nothing");
-    let fixed = w.publisher().verify(false).await.unwrap();
+    // Repaired in slices: each call goes on where the last one stopped.
+    let mut calls = 0;
+    let fixed = loop {
+        calls += 1;
+        let pass = w
+            .publisher()
+            .verify(false, Some(Duration::ZERO))
+            .await
+            .unwrap();
+        if pass.complete {
+            break pass.findings;
+        }
+        assert!(pass.findings.is_empty(), "findings before the pass ended");
+        assert!(calls < 1000, "the pass never ends");
+    };
+    assert!(calls > 4, "{calls} slices");
     assert!(
         fixed.iter().all(|f| f.repaired) && fixed.len() == found.len(),
         "{fixed:?}"
     );
-    assert!(w.publisher().verify(true).await.unwrap().is_empty());
+    assert!(w
+        .publisher()
+        .verify(true, None)
+        .await
+        .unwrap()
+        .findings
+        .is_empty());
     // Repaired objects carry the primary's metadata.
     let repaired = ap.head(deb_key).await.unwrap();
     assert_eq!(repaired.cache_control.as_deref(), Some(CACHE_IMMUTABLE));
@@ -806,6 +833,34 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
         .unwrap();
     assert!(index.cache_control.unwrap().contains("max-age=60"));
     w.views().await;
+
+    // A verify request, in slices across publish runs: each run spends
+    // its slice and publishes as usual; the last one answers the request.
+    ap.delete(deb_key).await.unwrap();
+    let report = w.request("verify", r#"{"action":"verify"}"#).await;
+    assert_eq!(report.status, Some(raptr_formats::bundle::Status::Accepted));
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let mut p = w.publisher();
+        p.verify_slice = Duration::ZERO;
+        let s = p.run().await.unwrap();
+        if s.verify_pending.is_none() {
+            assert_eq!(s.verified.len(), 1, "{:?}", s.verified);
+            assert_eq!(s.verified[0].key, deb_key);
+            break;
+        }
+        assert!(runs < 1000, "the verify never ends");
+    }
+    assert!(runs > 4, "{runs} runs");
+    let report = Report::read(w.primary.as_ref(), "requests/verify.json")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.reason.as_deref(), Some("verify: 1 item(s)"));
+    // Done: later runs do not verify again.
+    assert!(w.publish().await.verify_pending.is_none());
+    assert!(ap.head(deb_key).await.is_ok());
 }
 
 #[tokio::test]
@@ -1331,7 +1386,12 @@ async fn long_work_says_how_far_it_is() {
     ] {
         assert!(seen.iter().any(|l| l == want), "{want} in {seen:#?}");
     }
-    assert!(publisher().verify(true).await.unwrap().is_empty());
+    assert!(publisher()
+        .verify(true, None)
+        .await
+        .unwrap()
+        .findings
+        .is_empty());
     let seen = std::mem::take(&mut *lines.lock().unwrap());
     let want = "verify us: dists/stable/main/binary-amd64/Packages: 4 pool file(s) checked";
     assert!(seen.iter().any(|l| l == want), "{want} in {seen:#?}");
@@ -1497,5 +1557,146 @@ async fn a_publisher_frozen_past_its_lease_writes_nothing_when_it_comes_back() {
     }
     while let Some(r) = set.join_next().await {
         r.unwrap();
+    }
+}
+
+/// One case of [`a_remove_that_dies_at_any_write_leaks_nothing`]: the run
+/// that carries out a remove dies after its n-th write; the next run and a
+/// purge past the grace period leave nothing of the bundle in the pool.
+async fn remove_crash_case(n: u64) -> bool {
+    let w = world();
+    // With its .changes: a file the pool keeps that no distribution links.
+    let mut files = bundle("foo", "1.0-1");
+    files.push(raptr_testkit::changes("foo", "1.0-1", "stable", &files));
+    w.upload("stable", "b1", &files).await;
+    w.publish().await;
+    w.request(
+        "remove",
+        r#"{"action":"remove","bundle":"foo","version":"1.0-1","component":"main"}"#,
+    )
+    .await;
+    let faults = Faults::crash_after(n);
+    let _ = w
+        .publisher_with(w.config.clone(), &faults, None)
+        .run()
+        .await;
+    let crashed = faults.tripped();
+    w.publish().await;
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    p.purge(false).await.unwrap();
+    let left: Vec<String> = w
+        .primary
+        .list("pool/main/f/foo/1.0-1/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| !k.ends_with("/manifest.json"))
+        .collect();
+    assert!(left.is_empty(), "write {n}: left in the pool: {left:?}");
+    let (m, _) = raptr_core::manifest::load(w.primary.as_ref(), "pool/main/f/foo/1.0-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        m.files.is_empty() && m.purging.is_empty(),
+        "write {n}: {m:?}"
+    );
+    crashed
+}
+
+/// A remove whose run dies after any of its writes leaks no pool file: the
+/// next run finishes it, and the purge finds every file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remove_that_dies_at_any_write_leaks_nothing() {
+    let mut first = 0u64;
+    let total = loop {
+        let mut set = tokio::task::JoinSet::new();
+        for n in first..first + 8 {
+            set.spawn(async move { (n, remove_crash_case(n).await) });
+        }
+        let mut done = None;
+        while let Some(r) = set.join_next().await {
+            let (n, crashed) = r.unwrap();
+            if !crashed {
+                done = Some(done.map_or(n, |d: u64| d.min(n)));
+            }
+        }
+        if let Some(n) = done {
+            break n;
+        }
+        first += 8;
+    };
+    assert!(total > 10, "only {total} writes");
+}
+
+/// An identical upload of a file while a purge deletes it waits for the
+/// purge (its event fails and is tried again), then stores the file anew:
+/// no manifest entry ever names a file the purge took away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_upload_during_a_purge_is_stored_again_after_it() {
+    let w = world();
+    let files = bundle("foo", "1.0-1");
+    w.upload("stable", "b1", &files).await;
+    w.publish().await;
+    w.request(
+        "remove",
+        r#"{"action":"remove","bundle":"foo","version":"1.0-1","component":"main"}"#,
+    )
+    .await;
+    w.publish().await;
+    // The purge stops at its first delete of the .deb (on a replica).
+    let deb_key = format!(
+        "pool/main/f/foo/1.0-1/{}",
+        deb_name("foo", "1.0-1", "amd64")
+    );
+    let faults = Faults::pause_at(&deb_key);
+    let mut p = w.publisher_with(w.config.clone(), &faults, None);
+    p.now = in_49_hours;
+    let purge = tokio::spawn(async move { p.purge(false).await });
+    assert!(
+        faults.frozen(Duration::from_secs(60)).await,
+        "the purge never deleted {deb_key}"
+    );
+
+    // The same bundle again, meanwhile.
+    let ingest = Ingest::new(w.primary.clone(), w.table.clone(), w.config.clone());
+    let keys: Vec<String> = files
+        .iter()
+        .map(|(name, _)| format!("incoming/stable/main/b2/{name}"))
+        .collect();
+    for ((_, bytes), key) in files.iter().zip(&keys) {
+        w.primary
+            .put(key, Bytes::copy_from_slice(bytes), PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let event = |key: &String| ObjectEvent {
+        key: key.clone(),
+        uploader: "tests".into(),
+    };
+    let mut waited = 0;
+    for key in &keys {
+        if let Err(e) = ingest.handle(&event(key)).await {
+            assert!(e.to_string().contains("being purged"), "{key}: {e}");
+            waited += 1;
+        }
+    }
+    assert!(waited > 0, "no upload waited for the purge");
+    faults.resume();
+    let purged = purge.await.unwrap().unwrap();
+    assert_eq!(purged.len(), files.len(), "{purged:?}");
+    // The events tried again.
+    for key in &keys {
+        ingest.handle(&event(key)).await.unwrap();
+    }
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages"),
+            ["foo 1.0-1 amd64", "foo-common 1.0-1 all"],
+            "{who}"
+        );
     }
 }

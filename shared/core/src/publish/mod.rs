@@ -138,6 +138,10 @@ pub struct Summary {
     pub purged: Vec<String>,
     /// What verification found and repaired.
     pub verified: Vec<verify::Finding>,
+    /// A verify pass this run left unfinished (its slice was spent): the
+    /// units checked so far; the next run goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_pending: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -224,6 +228,9 @@ pub struct Publisher {
     pub segment_target: usize,
     /// Where long work says how far it is (none: it does not).
     pub progress: Option<Arc<Progress>>,
+    /// How long one run spends on a verify request (or a verify invoked
+    /// with a slice) before it leaves the rest to the next run.
+    pub verify_slice: Duration,
     /// Open while this publisher holds the lease: every write to the
     /// primary and the replicas passes it ([`fence`]).
     fence: Arc<Fence>,
@@ -261,6 +268,7 @@ impl Publisher {
             now: crate::time::now_ms,
             segment_target: segment::TARGET,
             progress: None,
+            verify_slice: Duration::from_secs(120),
         }
     }
 
@@ -389,6 +397,7 @@ impl Publisher {
     async fn cycle(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
         self.check_identity(&held.state)?;
         self.refresh_due(&mut held.state);
+        self.drop_removed(held).await?;
         loop {
             let pending = self.table.pending(BATCH).await?;
             let more = pending.len() == BATCH;
@@ -403,6 +412,7 @@ impl Publisher {
                 if !seqs.is_empty() {
                     self.table.mark_done(&held.lease, &seqs).await?;
                 }
+                self.drop_removed(held).await?;
                 self.write_generation(held, summary, &manifests).await?;
             }
             if !more {
@@ -420,14 +430,43 @@ impl Publisher {
             summary.purged.extend(found);
         }
         if !held.state.verify_requests.is_empty() {
-            let findings = verify::run(self, held, false).await?;
-            let origins = std::mem::take(&mut held.state.verify_requests);
-            self.save(held).await?;
-            let lines: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
-            self.answer(&origins, "verify", &lines).await?;
-            summary.verified.extend(findings);
+            let budget = verify::Budget::new(Some(self.verify_slice));
+            let pass = verify::run(self, held, false, budget).await;
+            if let Err(e) = pass {
+                // Where it got to is kept for the next run.
+                let _ = self.save(held).await;
+                return Err(e);
+            }
+            let pass = pass?;
+            if pass.complete {
+                let origins = std::mem::take(&mut held.state.verify_requests);
+                self.save(held).await?;
+                let mut lines: Vec<String> = pass.findings.iter().map(|f| f.to_string()).collect();
+                if pass.omitted > 0 {
+                    lines.push(format!("… and {} more finding(s)", pass.omitted));
+                }
+                self.answer(&origins, "verify", &lines).await?;
+                summary.verified.extend(pass.findings);
+            } else {
+                self.save(held).await?;
+                summary.verify_pending = Some(pass.checked);
+            }
         }
         Ok(())
+    }
+
+    /// Drops from the manifests the entries saved states list as removed
+    /// (see [`State::removed`]).
+    async fn drop_removed(&self, held: &mut Held) -> Result<()> {
+        if held.state.removed.is_empty() {
+            return Ok(());
+        }
+        for (dir, names) in &held.state.removed {
+            let names: Vec<String> = names.iter().cloned().collect();
+            manifest::drop_files(self.store.as_ref(), dir, &names).await?;
+        }
+        held.state.removed.clear();
+        self.save(held).await
     }
 
     /// What a distribution's Release is made from in the configuration now
@@ -746,8 +785,12 @@ impl Publisher {
                                 state.unreferenced.entry(key).or_insert(now);
                             }
                         }
-                        manifest::drop_files(self.store.as_ref(), &dir, &names).await?;
-                        manifests.remove(&dir);
+                        // Dropped from the manifest once this state is
+                        // saved; later entries of this run already see it.
+                        if let Some(Some(m)) = manifests.get_mut(&dir) {
+                            m.files.retain(|n, _| !names.contains(n));
+                        }
+                        state.removed.entry(dir.clone()).or_default().extend(names);
                     }
                 }
             }
@@ -1346,14 +1389,19 @@ impl Publisher {
                 by_dir.entry(dir).or_default().push(name.to_string());
             }
         }
-        // Manifests first: once an entry is gone nothing can link the file again.
+        // Manifests first: once an entry is purging, nothing can link the
+        // file or record an identical upload of it until the purge ends.
+        let at = crate::time::rfc3339(crate::time::now_ms());
         for (dir, names) in &by_dir {
-            manifest::drop_files(self.store.as_ref(), dir, names).await?;
+            manifest::begin_purge(self.store.as_ref(), dir, names, &at).await?;
         }
         for r in &self.replicas {
             r.store.delete_many(&due).await?;
         }
         self.store.delete_many(&due).await?;
+        for (dir, names) in &by_dir {
+            manifest::end_purge(self.store.as_ref(), dir, names).await?;
+        }
         for k in &due {
             held.state.unreferenced.remove(k);
         }
@@ -1393,13 +1441,25 @@ impl Publisher {
         r
     }
 
-    /// `raptr verify`: what [`Action::Verify`] does, now.
-    pub async fn verify(&self, dry_run: bool) -> Result<Vec<verify::Finding>> {
+    /// `raptr verify`: what [`Action::Verify`] does, now: a whole pass,
+    /// or, with a `slice`, as much of one as fits in it (going on from
+    /// where the last sliced run stopped; call again until it is complete).
+    pub async fn verify(&self, dry_run: bool, slice: Option<Duration>) -> Result<verify::Pass> {
         let mut held = self.hold(Duration::from_secs(60)).await?;
-        let r = verify::run(self, &mut held, dry_run)
+        let r = verify::run(self, &mut held, dry_run, verify::Budget::new(slice))
             .await
             .map_err(|e| self.explain(e));
+        if slice.is_none() {
+            // A whole pass leaves no cursor behind.
+            held.state.verify_cursor = None;
+        }
+        let saved = if held.etag.is_some() {
+            self.save(&mut held).await
+        } else {
+            Ok(())
+        };
         self.give_back(&mut held).await?;
+        saved?;
         r
     }
 

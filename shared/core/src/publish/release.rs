@@ -71,51 +71,47 @@ impl Signed {
     }
 
     /// Writes the three files of `dist` to `store`, each over the version
-    /// read here, unless `store` serves a newer signing already. `Ok(false)`
-    /// when the same InRelease is there (nothing written).
+    /// read here, unless `store` serves a newer signing already. A file
+    /// already as it should be is left alone; `Ok(false)` when all three
+    /// were (nothing written).
     pub async fn write(&self, store: &dyn ObjectStore, dist: &str) -> Result<bool> {
         let ours = date_of(&self.release);
-        let mut modes = Vec::with_capacity(3);
+        let mut plan = Vec::with_capacity(3);
+        let mut theirs = None;
         for name in NAMES {
             let key = format!("dists/{dist}/{name}");
-            let mode = if name == "InRelease" {
-                match store.get_limited(&key, crate::limits::RELEASE).await {
-                    Ok((body, meta)) => {
-                        if body == self.inrelease {
-                            return Ok(false);
-                        }
-                        if let (Some(theirs), Some(ours)) = (date_of(&body), ours) {
-                            if theirs > ours {
-                                return Err(overtaken(
-                                    dist,
-                                    &format!(
-                                        "{key} is already signed at {}, later than this run's {}",
-                                        crate::time::rfc2822(theirs),
-                                        crate::time::rfc2822(ours)
-                                    ),
-                                ));
-                            }
-                        }
-                        PutMode::IfMatch(meta.etag)
+            let mode = match store.get_limited(&key, crate::limits::RELEASE).await {
+                Ok((body, meta)) => {
+                    if name != "Release.gpg" {
+                        // InRelease's date wins over Release's.
+                        theirs = date_of(&body).or(theirs);
                     }
-                    Err(StoreError::NotFound { .. }) => PutMode::CreateOnly,
-                    // Not a file of ours: replace it, if still the same.
-                    Err(StoreError::TooLarge { .. }) => {
-                        PutMode::IfMatch(store.head(&key).await?.etag)
+                    if body == *self.body(name) {
+                        continue;
                     }
-                    Err(e) => return Err(e.into()),
+                    PutMode::IfMatch(meta.etag)
                 }
-            } else {
-                match store.head(&key).await {
-                    Ok(meta) => PutMode::IfMatch(meta.etag),
-                    Err(StoreError::NotFound { .. }) => PutMode::CreateOnly,
-                    Err(e) => return Err(e.into()),
-                }
+                Err(StoreError::NotFound { .. }) => PutMode::CreateOnly,
+                // Not a file of ours: replace it, if still the same.
+                Err(StoreError::TooLarge { .. }) => PutMode::IfMatch(store.head(&key).await?.etag),
+                Err(e) => return Err(e.into()),
             };
-            modes.push(mode);
+            plan.push((name, key, mode));
         }
-        for (name, mode) in NAMES.into_iter().zip(modes) {
-            let key = format!("dists/{dist}/{name}");
+        if let (Some(theirs), Some(ours)) = (theirs, ours) {
+            if theirs > ours {
+                return Err(overtaken(
+                    dist,
+                    &format!(
+                        "dists/{dist} is already signed at {}, later than this run's {}",
+                        crate::time::rfc2822(theirs),
+                        crate::time::rfc2822(ours)
+                    ),
+                ));
+            }
+        }
+        let wrote = !plan.is_empty();
+        for (name, key, mode) in plan {
             let opts = options(content_type(name), CACHE_MUTABLE);
             match store
                 .put(
@@ -135,7 +131,7 @@ impl Signed {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(true)
+        Ok(wrote)
     }
 }
 

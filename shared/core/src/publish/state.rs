@@ -68,6 +68,15 @@ pub struct State {
     /// The generation being built, once its journal entries are applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Generation>,
+    /// Manifest entries removed by `remove` requests (pool directory →
+    /// file names), dropped from the manifests only once this state, whose
+    /// `unreferenced` lists the files for purge, is saved: a run that dies
+    /// in between leaks nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, BTreeSet<String>>,
+    /// Where an unfinished verify pass is (see [`super::verify`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_cursor: Option<super::verify::Cursor>,
 }
 
 /// What a distribution's Release says about itself; it never changes once
