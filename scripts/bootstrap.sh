@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates what a raptr repository needs in S3, DynamoDB and SQS, on the
 # endpoint of the standard AWS environment (AWS_ENDPOINT_URL): the primary
-# bucket, the replica buckets in their regions (anonymous read of pool/,
+# bucket (versioned), the replica buckets in their regions (anonymous read of pool/,
 # dists/ and keys/ only, as apt reads them), the table (lease, journal,
 # replica generations) with its stream and TTL, the ingest queue, and the primary
 # bucket's event notifications for incoming/ and requests/ into that queue.
@@ -42,7 +42,12 @@ make_bucket() { # name region; fails if the bucket was there already
     say "bucket $1 ($2)"
 }
 
-make_bucket "$bucket" "$region" || true
+if make_bucket "$bucket" "$region"; then
+    # As infra/template.yaml has it: a purge, a remove or an overwrite by
+    # mistake can be recovered from the primary's object versions.
+    $aws s3api put-bucket-versioning --bucket "$bucket" \
+        --versioning-configuration Status=Enabled
+fi
 # apt reads replicas anonymously over HTTP: GetObject on what a replica
 # serves, nothing else (no listing, no other prefix). infra/template.yaml
 # grants the same.

@@ -306,13 +306,62 @@ async fn publishes_promotes_and_unlinks_on_three_replicas() {
             "{name}"
         );
     }
-    // Verify finds every replica whole.
+    // A pool file deleted from the primary by mistake comes back from the
+    // bucket's versions, as infra/README.md says (the AWS CLI, as a user).
+    let bucket = &env.handler.bucket;
+    let key = format!(
+        "pool/main/h/hello/1.0+git~1-1/{}",
+        deb_name("hello", "1:1.0+git~1-1", "arm64")
+    );
+    let (before, _) = env.store.get(&key).await.unwrap();
+    env.store.delete(&key).await.unwrap();
+    let aws = |args: &[&str]| {
+        let out = Command::new("aws")
+            .envs(Emulator::shared().env())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the AWS CLI runs (make setup installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let listed: Value = serde_json::from_str(&aws(&[
+        "s3api",
+        "list-object-versions",
+        "--bucket",
+        bucket,
+        "--prefix",
+        &key,
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(listed["DeleteMarkers"][0]["IsLatest"], true, "{listed:#}");
+    let version = listed["Versions"][0]["VersionId"].as_str().unwrap();
+    aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        bucket,
+        "--key",
+        &key,
+        "--copy-source",
+        &format!("{bucket}/{key}?versionId={version}"),
+    ]);
+    assert_eq!(env.store.get(&key).await.unwrap().0, before);
+    // Verify finds every bucket whole.
     let answer = env
         .handler
         .handle(json!({"raptr": "verify", "dry_run": true}))
         .await
         .unwrap();
     assert_eq!(answer["verify"]["findings"], json!([]), "{answer:#}");
+    assert_eq!(answer["verify"]["complete"], true, "{answer:#}");
 }
 
 #[tokio::test]
