@@ -578,6 +578,18 @@ async fn careless_and_hostile_keys_are_answered_and_hold_back_nothing() {
     assert_eq!(record["upload_id"], "build-42");
 }
 
+/// An SQS message whose body is no S3 event at all.
+fn unreadable_message() -> Value {
+    json!({
+        "messageId": "not-an-s3-event",
+        "receiptHandle": "x",
+        "body": "{ this is not JSON",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:raptr-ingest",
+        "awsRegion": REGION,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unreadable_message_fails_alone() {
     let e = env("batch").await;
@@ -585,17 +597,7 @@ async fn an_unreadable_message_fails_alone() {
     let files = hello_bundle();
     e.put_all(folder, &files).await;
     let mut records = e.receive().await;
-    records.insert(
-        1,
-        json!({
-            "messageId": "not-an-s3-event",
-            "receiptHandle": "x",
-            "body": "{ this is not JSON",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:raptr-ingest",
-            "awsRegion": REGION,
-        }),
-    );
+    records.insert(1, unreadable_message());
     let mut failed = Vec::new();
     for batch in records.chunks(10) {
         let answer = e.handler.handle(json!({ "Records": batch })).await.unwrap();
@@ -651,17 +653,7 @@ async fn the_function_binary_answers_lambda_per_record_on_the_wire() {
     let files = hello_bundle();
     e.put_all(folder, &files).await;
     let mut records = e.receive().await;
-    records.insert(
-        1,
-        json!({
-            "messageId": "not-an-s3-event",
-            "receiptHandle": "x",
-            "body": "{ this is not JSON",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:raptr-ingest",
-            "awsRegion": REGION,
-        }),
-    );
+    records.insert(1, unreadable_message());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

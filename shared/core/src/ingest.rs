@@ -243,11 +243,7 @@ impl Ingest {
             "{}: not readable: {why}; it is left where it is: delete it and upload it again",
             raptr_formats::quote::name(key)
         );
-        let mut report = Report::new(key, Status::Rejected).reason(reason.clone());
-        report.size = Some(meta.size);
-        report.etag = Some(meta.etag.clone());
-        report.uploader = Some(event.uploader.clone());
-        report.write(self.store.as_ref()).await?;
+        self.write_rejection(event, &meta, &reason, None).await?;
         tracing::info!(key = %key, outcome = "rejected", reason = %reason, "settled");
         Ok(Outcome {
             key: key.clone(),
@@ -257,6 +253,24 @@ impl Ingest {
             version: None,
             settled: Vec::new(),
         })
+    }
+
+    /// The report of an object rejected on its own (not as part of a
+    /// folder): kept at `kept` under rejected/, or left in place.
+    async fn write_rejection(
+        &self,
+        event: &ObjectEvent,
+        meta: &ObjectMeta,
+        reason: &str,
+        kept: Option<String>,
+    ) -> Result<()> {
+        let mut report = Report::new(&event.key, Status::Rejected).reason(reason.to_string());
+        report.rejected_key = kept;
+        report.size = Some(meta.size);
+        report.etag = Some(meta.etag.clone());
+        report.uploader = Some(event.uploader.clone());
+        report.write(self.store.as_ref()).await?;
+        Ok(())
     }
 
     // ----- incoming/ -------------------------------------------------------
@@ -791,12 +805,8 @@ impl Ingest {
             }
             Err(e) => return Err(e.into()),
         }
-        let mut report = Report::new(key, Status::Rejected).reason(reason.clone());
-        report.rejected_key = Some(rejected_key(key));
-        report.size = Some(meta.size);
-        report.etag = Some(meta.etag.clone());
-        report.uploader = Some(event.uploader.clone());
-        report.write(self.store.as_ref()).await?;
+        self.write_rejection(event, &meta, &reason, Some(rejected_key(key)))
+            .await?;
         self.delete_incoming(key, &meta.etag).await?;
         tracing::info!(key = %key, outcome = "rejected", reason = %reason, "settled");
         Ok(Outcome {

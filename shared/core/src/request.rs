@@ -249,6 +249,15 @@ mod tests {
     }
 
     #[test]
+    fn requests_up_to_the_size_limit() {
+        let body = r#"{"action":"verify"}"#;
+        let padded = |n: usize| format!("{body}{}", " ".repeat(n - body.len()));
+        assert!(parse(&padded(MAX_REQUEST)).is_ok());
+        let e = parse(&padded(MAX_REQUEST + 1)).expect_err("one byte over the limit");
+        assert!(e.contains(&format!("at most {MAX_REQUEST}")), "{e}");
+    }
+
+    #[test]
     fn refused_requests() {
         for (doc, why) in [
             ("{", "not a valid request"),

@@ -464,14 +464,20 @@ async fn crash_case(n: u64) -> bool {
     crashed
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crash_after_any_write_leaves_every_replica_consistent() {
-    // Cases run eight at a time (each is mostly waiting for fsync).
+/// Runs `case(n)` for n = 0, 1, 2, ... (eight at a time: each is mostly
+/// waiting for fsync) until a case runs without crashing; returns that n,
+/// the number of writes the run makes.
+async fn every_crash_point<F, Fut>(case: F) -> u64
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
     let mut first = 0u64;
-    let total = loop {
+    loop {
         let mut set = tokio::task::JoinSet::new();
         for n in first..first + 8 {
-            set.spawn(async move { (n, crash_case(n).await) });
+            let run = case(n);
+            set.spawn(async move { (n, run.await) });
         }
         let mut done = None;
         while let Some(r) = set.join_next().await {
@@ -481,10 +487,15 @@ async fn a_crash_after_any_write_leaves_every_replica_consistent() {
             }
         }
         if let Some(n) = done {
-            break n;
+            return n;
         }
         first += 8;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_after_any_write_leaves_every_replica_consistent() {
+    let total = every_crash_point(crash_case).await;
     // Every write of a publish to three replicas was a crash point.
     assert!(total > 40, "only {total} writes");
 }
@@ -1610,24 +1621,7 @@ async fn remove_crash_case(n: u64) -> bool {
 /// next run finishes it, and the purge finds every file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_remove_that_dies_at_any_write_leaks_nothing() {
-    let mut first = 0u64;
-    let total = loop {
-        let mut set = tokio::task::JoinSet::new();
-        for n in first..first + 8 {
-            set.spawn(async move { (n, remove_crash_case(n).await) });
-        }
-        let mut done = None;
-        while let Some(r) = set.join_next().await {
-            let (n, crashed) = r.unwrap();
-            if !crashed {
-                done = Some(done.map_or(n, |d: u64| d.min(n)));
-            }
-        }
-        if let Some(n) = done {
-            break n;
-        }
-        first += 8;
-    };
+    let total = every_crash_point(remove_crash_case).await;
     assert!(total > 10, "only {total} writes");
 }
 
