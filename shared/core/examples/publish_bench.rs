@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     codename: None,
                     suite: None,
                     xz: false,
+                    uploads: true,
                 },
             )]),
         },

@@ -28,6 +28,10 @@ pub struct Change {
     pub architectures: Option<Vec<String>>,
     /// The object that asked for it: `<key>@<etag>`.
     pub origin: String,
+    /// Who asked: the principal that uploaded the file or the request (in
+    /// AWS, from the S3 event; locally, the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Change {

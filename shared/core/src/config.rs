@@ -75,6 +75,18 @@ pub struct Distribution {
     /// Also publish `Packages.xz` and `Sources.xz` (beside `.gz`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub xz: bool,
+    /// `false`: the distribution takes packages only by promotion (link
+    /// requests); uploads under `incoming/<it>/` are rejected.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub uploads: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +217,7 @@ impl Config {
             codename: None,
             suite: None,
             xz: false,
+            uploads: true,
         };
         Config {
             layouts: BTreeMap::from([(

@@ -281,6 +281,13 @@ impl Ingest {
             Ok(parsed) => parsed,
             Err(reason) => return self.reject_stray(event, reason).await,
         };
+        if !dist.uploads {
+            let reason = format!(
+                "{}: closed to uploads (its layout says \"uploads\": false); packages reach it only by a link request",
+                uk.distribution
+            );
+            return self.reject_stray(event, reason).await;
+        }
         let Some((result, meta, document)) = self.analyze(key, &uk.file).await? else {
             return Ok(Outcome::nothing(
                 key,
@@ -725,6 +732,7 @@ impl Ingest {
             packages: None,
             architectures: None,
             origin: format!("{key}@{}", e.etag),
+            by: Some(e.uploader.clone()),
         };
         let appended = self
             .journal
@@ -1079,6 +1087,7 @@ impl Ingest {
             packages: req.packages.clone(),
             architectures: req.architectures.clone(),
             origin: format!("{key}@{etag}"),
+            by: report.uploader.clone(),
         };
         if let Some(target) = &checked.target {
             let manifests = match &target.versions {

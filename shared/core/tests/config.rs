@@ -14,7 +14,7 @@ fn good() -> Value {
         "layouts": {
             "default": {"distributions": {
                 "stable": {"components": ["main", "contrib"], "architectures": ["amd64", "arm64", "source"]},
-                "testing": {"components": ["main"], "architectures": ["amd64"], "codename": "trixie", "suite": "testing", "xz": true}
+                "testing": {"components": ["main"], "architectures": ["amd64"], "codename": "trixie", "suite": "testing", "xz": true, "uploads": false}
             }},
             "edge": {"distributions": {"nightly": {"components": ["main"], "architectures": ["riscv64"]}}}
         },
@@ -78,6 +78,15 @@ fn bad() -> Vec<(&'static str, Value, &'static str, bool)> {
             with(
                 "layouts.default.distributions.stable.xz",
                 Some(json!("yes")),
+            ),
+            "expected a boolean",
+            true,
+        ),
+        (
+            "uploads that is not a boolean",
+            with(
+                "layouts.default.distributions.stable.uploads",
+                Some(json!("no")),
             ),
             "expected a boolean",
             true,

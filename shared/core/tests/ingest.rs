@@ -916,3 +916,63 @@ async fn unreadable_objects_are_rejected_in_place_and_answered_once() {
     );
     assert_eq!(r.manifest(DIR).await.files.len(), hello_bundle().len());
 }
+
+/// A distribution closed to uploads takes packages only by promotion: an
+/// upload to it is rejected (and kept) with the rule named; a link request
+/// to it is carried out.
+#[tokio::test]
+async fn a_distribution_closed_to_uploads_takes_only_promotions() {
+    let r = repo();
+    let mut config = Config::default_local("repo");
+    for (name, d) in config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .iter_mut()
+    {
+        d.uploads = name != "stable";
+    }
+    let ingest = Ingest::new(r.store.clone(), r.table.clone(), config);
+    let handle = |key: String| {
+        let ingest = ingest.clone();
+        async move {
+            ingest
+                .handle(&ObjectEvent {
+                    key,
+                    uploader: "tests".into(),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let name = deb_name("hello", "1.0-1", "amd64");
+    let bytes = deb("hello", "1.0-1", "amd64", None, "a");
+    let closed = format!("incoming/stable/main/b1/{name}");
+    r.put(&closed, &bytes).await;
+    let out = handle(closed.clone()).await;
+    assert_eq!(out.status, Some(Status::Rejected), "{out:?}");
+    let report = r.report(&closed).await;
+    let reason = report.reason.clone().unwrap();
+    assert!(reason.contains("stable: closed to uploads"), "{reason}");
+    assert!(r.exists(report.rejected_key.as_deref().unwrap()).await);
+    assert!(!r.exists(&closed).await);
+    // Uploaded to testing, then promoted to stable.
+    let open = format!("incoming/testing/main/b1/{name}");
+    r.put(&open, &bytes).await;
+    assert_eq!(handle(open).await.status, Some(Status::Accepted));
+    let key = "requests/promote.json";
+    r.put(
+        key,
+        br#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"stable"}"#,
+    )
+    .await;
+    assert_eq!(handle(key.to_string()).await.status, Some(Status::Accepted));
+    // The journal says who asked, for the upload and for the promotion.
+    let changes = r.pending_changes().await;
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes.iter().all(|c| c.by.as_deref() == Some("tests")),
+        "{changes:?}"
+    );
+}
