@@ -74,18 +74,32 @@ impl Fence {
         s.until = None;
     }
 
-    /// Why a write now must not happen, if it must not.
-    pub fn refusal(&self) -> Option<String> {
+    /// Why the lease held now is gone (lost, or run out unrenewed), if it
+    /// is; `None` too when no lease is held.
+    pub fn lapsed(&self) -> Option<String> {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(why) = &s.lost {
             return Some(why.clone());
         }
         match s.until {
-            None => Some("no publish lease is held".into()),
             Some(t) if Instant::now() >= t => {
                 Some("the publish lease ran out before it could be renewed".into())
             }
-            Some(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Why a write now must not happen, if it must not.
+    fn refusal(&self) -> Option<String> {
+        let held = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .until
+            .is_some();
+        match self.lapsed() {
+            None if !held => Some("no publish lease is held".into()),
+            why => why,
         }
     }
 

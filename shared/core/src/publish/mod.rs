@@ -358,12 +358,10 @@ impl Publisher {
 
     /// A failure that the lease's loss explains is reported as that loss.
     fn explain(&self, e: PublishError) -> PublishError {
-        match (&e, self.fence.refusal()) {
-            (PublishError::Store(_), Some(why)) if !why.starts_with("no publish lease") => {
-                PublishError::Table(TableError::LeaseLost {
-                    name: format!("{LEASE} ({why})"),
-                })
-            }
+        match (&e, self.fence.lapsed()) {
+            (PublishError::Store(_), Some(why)) => PublishError::Table(TableError::LeaseLost {
+                name: format!("{LEASE} ({why})"),
+            }),
             _ => e,
         }
     }
@@ -385,7 +383,6 @@ impl Publisher {
     }
 
     async fn save(&self, held: &mut Held) -> Result<()> {
-        self.fence.check(state::STATE_KEY)?;
         held.etag = Some(
             held.state
                 .save(self.store.as_ref(), held.etag.as_deref())
@@ -431,13 +428,14 @@ impl Publisher {
         }
         if !held.state.verify_requests.is_empty() {
             let budget = verify::Budget::new(Some(self.verify_slice));
-            let pass = verify::run(self, held, false, budget).await;
-            if let Err(e) = pass {
-                // Where it got to is kept for the next run.
-                let _ = self.save(held).await;
-                return Err(e);
-            }
-            let pass = pass?;
+            let pass = match verify::run(self, held, false, budget).await {
+                Ok(pass) => pass,
+                Err(e) => {
+                    // Where it got to is kept for the next run.
+                    let _ = self.save(held).await;
+                    return Err(e);
+                }
+            };
             if pass.complete {
                 let origins = std::mem::take(&mut held.state.verify_requests);
                 self.save(held).await?;
@@ -1446,6 +1444,7 @@ impl Publisher {
     /// where the last sliced run stopped; call again until it is complete).
     pub async fn verify(&self, dry_run: bool, slice: Option<Duration>) -> Result<verify::Pass> {
         let mut held = self.hold(Duration::from_secs(60)).await?;
+        let before = held.state.verify_cursor.clone();
         let r = verify::run(self, &mut held, dry_run, verify::Budget::new(slice))
             .await
             .map_err(|e| self.explain(e));
@@ -1453,7 +1452,8 @@ impl Publisher {
             // A whole pass leaves no cursor behind.
             held.state.verify_cursor = None;
         }
-        let saved = if held.etag.is_some() {
+        // The state is written only when the cursor moved.
+        let saved = if held.state.verify_cursor != before {
             self.save(&mut held).await
         } else {
             Ok(())

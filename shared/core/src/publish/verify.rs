@@ -225,7 +225,7 @@ impl Budget {
 /// A failure that must stop the run (the lease is gone); any other error
 /// reading a unit is a finding.
 fn must_stop(p: &Publisher, e: &PublishError) -> bool {
-    matches!(e, PublishError::Overtaken(_) | PublishError::Table(_)) || p.fence.refusal().is_some()
+    matches!(e, PublishError::Overtaken(_) | PublishError::Table(_)) || p.fence.lapsed().is_some()
 }
 
 /// Runs (or goes on with) a verify pass within `budget`; the cursor in
