@@ -20,9 +20,8 @@ venv=$root/.cache/venv
 export PATH="$venv/bin:$PATH"
 
 step "building raptr and raptr-dispatch"
-cargo build --locked -q -p raptr -p raptr-e2e
-target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-export PATH="$target/debug:$PATH"
+bin=$(scripts/tools.sh)
+export PATH="$bin:$PATH"
 
 work=$(mktemp -d)
 emulator_pid=

@@ -77,8 +77,7 @@ done
 
 # The configuration, manifests and folder records a repository really
 # writes: the sample bundle and a real Debian package uploaded with raptr.
-cargo build -q -p raptr
-raptr=${CARGO_TARGET_DIR:-$top/target}/debug/raptr
+raptr=$(scripts/tools.sh)/raptr
 repo=$work/repo
 "$raptr" --repo "$repo" init >/dev/null
 "$raptr" --repo "$repo" upload testing/main "$work"/bundle/* >/dev/null 2>&1 || true
