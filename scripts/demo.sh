@@ -95,14 +95,14 @@ run raptr-dispatch
 step "the uploader's report for the amd64 package"
 run aws s3 cp s3://raptr-primary/reports/incoming/testing/main/build-1/raptr-hello_1.0-1_amd64.deb.json -
 
-step "promotion to stable: a JSON request uploaded to requests/"
+step "promotion to stable: a JSON request uploaded to requests/link/<distribution>/<component>/"
 cat >"$work/promote.json" <<'JSON'
 { "action": "link", "bundle": "raptr-hello", "version": "1.0-1", "component": "main", "distribution": "stable" }
 JSON
 sed 's/^/    /' "$work/promote.json"
-run aws s3 cp --only-show-errors "$work/promote.json" s3://raptr-primary/requests/promote-raptr-hello-1.0-1.json
+run aws s3 cp --only-show-errors "$work/promote.json" s3://raptr-primary/requests/link/stable/main/promote-raptr-hello-1.0-1.json
 run raptr-dispatch
-run aws s3 cp s3://raptr-primary/reports/requests/promote-raptr-hello-1.0-1.json.json -
+run aws s3 cp s3://raptr-primary/reports/requests/link/stable/main/promote-raptr-hello-1.0-1.json.json -
 
 replica_url=$AWS_ENDPOINT_URL/raptr-replica-eu
 step "apt, in a sandbox, against the replica raptr-replica-eu over HTTP"

@@ -441,13 +441,16 @@ async fn requests_through_s3() {
             Status::Rejected,
         ),
     ];
+    let key = |name: &str, body: &str| {
+        raptr_core::request::key_for(body.as_bytes(), &format!("{name}.json"))
+            .unwrap_or_else(|| format!("requests/{name}.json"))
+    };
     for (name, body, _) in &cases {
-        e.put(&format!("requests/{name}.json"), body.as_bytes())
-            .await;
+        e.put(&key(name, body), body.as_bytes()).await;
     }
     e.deliver(10).await;
-    for (name, _, want) in &cases {
-        let r = e.report(&format!("requests/{name}.json")).await;
+    for (name, body, want) in &cases {
+        let r = e.report(&key(name, body)).await;
         assert_eq!(r.status, Some(*want), "{name}: {r:?}");
     }
     // Four journaled (verify was a dry run), each once despite the duplicates.

@@ -169,7 +169,9 @@ impl Env {
     }
 
     async fn request(&self, name: &str, body: Value) {
-        let key = format!("requests/{name}.json");
+        let key =
+            raptr_core::request::key_for(body.to_string().as_bytes(), &format!("{name}.json"))
+                .unwrap_or_else(|| format!("requests/{name}.json"));
         self.store
             .put(&key, Bytes::from(body.to_string()), PutOptions::default())
             .await

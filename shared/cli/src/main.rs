@@ -72,7 +72,9 @@ enum Command {
         upload_id: Option<String>,
     },
     /// Submit a request (link, unlink, remove, purge, verify): what uploading
-    /// it to requests/ does. Exit 0: accepted; 1: rejected.
+    /// it to the place under requests/ its body names does
+    /// (requests/link/<dist>/<component>/<file>, ...). Exit 0: accepted; 1:
+    /// rejected.
     Request { request: PathBuf },
     /// Publish everything pending: a new signed generation on the repository
     /// and every replica. Exit 1 if a replica could not be brought up to date.

@@ -279,7 +279,11 @@ pub fn request(repo: &str, path: &Path, json: bool) -> Result<ExitCode, CliError
         .filter(|n| n.ends_with(".json"))
         .ok_or_else(|| CliError(format!("{}: a request is a .json file", path.display())))?;
     let bytes = crate::read_limited(path, raptr_core::request::MAX_REQUEST as u64)?;
-    let key = format!("requests/{name}");
+    // The key says what the request does and where (README, "Requests"):
+    // taken from the body; a body too broken to place goes to
+    // requests/<name>, and its report says why.
+    let key = raptr_core::request::key_for(&bytes, name)
+        .unwrap_or_else(|| format!("{}{name}", raptr_core::keys::REQUESTS));
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
         let ingest = ingest_for(&opened).await?;

@@ -35,7 +35,7 @@ use crate::folder::{Entry, Folder, Found};
 use crate::keys::{rejected_key, UploadKey, INCOMING, REQUESTS};
 use crate::manifest::{self, Added, ManifestFile};
 use crate::report::Report;
-use crate::request::{Action, Request, Versions};
+use crate::request::{Action, Place, Request, Versions};
 use crate::time::{now_ms, rfc3339};
 
 /// An object-created event, as the handler and the CLI see it.
@@ -1011,7 +1011,7 @@ impl Ingest {
             return self
                 .reject_stray(
                     event,
-                    format!("{key}: requests are JSON files: requests/<name>.json"),
+                    format!("{key}: requests are JSON files: requests/<action>/…/<name>.json"),
                 )
                 .await;
         }
@@ -1068,16 +1068,33 @@ impl Ingest {
         body: &[u8],
         report: &mut Report,
     ) -> Result<Result<(), String>> {
-        let checked = match Request::parse(body, &self.config) {
-            Ok(c) => c,
-            Err(reason) => return Ok(Err(reason)),
+        let parsed = Request::parse(body, &self.config);
+        if let Ok(checked) = &parsed {
+            let req = &checked.request;
+            report.action = Some(req.action);
+            report.dry_run = Some(req.dry_run);
+            report.distribution = req.distribution.clone();
+            report.component = req.component.clone();
+            report.bundle = req.bundle.clone();
+        }
+        // The key says what the request does and where; the body must
+        // agree, so that an IAM grant on the key is a grant on the deed.
+        let checked = match (parsed, Place::of_key(key)) {
+            (Ok(checked), Ok(place)) => match place.disagreement(&checked.request) {
+                Some(why) => return Ok(Err(why)),
+                None => checked,
+            },
+            (Ok(checked), Err(why)) => {
+                let name = key.rsplit('/').next().unwrap_or(key);
+                return Ok(Err(match Place::of_request(&checked.request) {
+                    Some(place) => format!("{why}; this one belongs at {}{name}", place.folder()),
+                    None => why,
+                }));
+            }
+            (Err(body), Ok(_)) => return Ok(Err(body)),
+            (Err(body), Err(why)) => return Ok(Err(format!("{why}; and the body: {body}"))),
         };
         let req = &checked.request;
-        report.action = Some(req.action);
-        report.dry_run = Some(req.dry_run);
-        report.distribution = req.distribution.clone();
-        report.component = req.component.clone();
-        report.bundle = req.bundle.clone();
         let mut change = Change {
             action: req.action,
             distribution: req.distribution.clone(),

@@ -85,6 +85,157 @@ pub struct Target {
 /// Requests are small; anything bigger is not one.
 pub const MAX_REQUEST: usize = 64 << 10;
 
+/// The actions, in the order the README lists them.
+pub const ACTIONS: [Action; 5] = [
+    Action::Link,
+    Action::Unlink,
+    Action::Remove,
+    Action::Purge,
+    Action::Verify,
+];
+
+/// What a request's key says it does and where (README, "Requests"):
+///
+/// | action | key |
+/// | --- | --- |
+/// | link, unlink | `requests/<action>/<distribution>/<component>/<name>.json` |
+/// | remove | `requests/remove/<component>/<name>.json` |
+/// | purge, verify | `requests/<action>/<name>.json` |
+///
+/// The action comes first, from a fixed set, so no distribution or
+/// component name can be mistaken for one, and an IAM policy scopes who may
+/// send what with one resource pattern per grant
+/// (`requests/link/stable/*`, `requests/remove/*`). The body repeats what
+/// the key says and must agree with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub action: Action,
+    pub distribution: Option<String>,
+    pub component: Option<String>,
+}
+
+impl Place {
+    /// The place a request's key names, or why the key is not one.
+    pub fn of_key(key: &str) -> Result<Place, String> {
+        let rest = key
+            .strip_prefix(crate::keys::REQUESTS)
+            .ok_or_else(|| format!("{} is not under requests/", excerpt(key)))?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        let layout = "a request goes at requests/link/<distribution>/<component>/<name>.json, \
+                      requests/unlink/<distribution>/<component>/<name>.json, \
+                      requests/remove/<component>/<name>.json, requests/purge/<name>.json \
+                      or requests/verify/<name>.json";
+        if segments.len() == 1 {
+            return Err(format!(
+                "requests/<name>.json is no longer where requests go: {layout}, so that IAM \
+                 policies can say who may send which"
+            ));
+        }
+        let Some(action) = ACTIONS.iter().find(|a| a.as_str() == segments[0]).copied() else {
+            return Err(format!(
+                "{} is not an action; {layout}",
+                excerpt(segments[0])
+            ));
+        };
+        let scope = &segments[1..segments.len() - 1];
+        let want = match action {
+            Action::Link | Action::Unlink => 2,
+            Action::Remove => 1,
+            Action::Purge | Action::Verify => 0,
+        };
+        if scope.len() != want || scope.iter().any(|s| s.is_empty()) {
+            return Err(format!(
+                "a {} request goes at {}",
+                action.as_str(),
+                Place::pattern(action)
+            ));
+        }
+        let (distribution, component) = match scope {
+            [d, c] => (Some(d.to_string()), Some(c.to_string())),
+            [c] => (None, Some(c.to_string())),
+            _ => (None, None),
+        };
+        Ok(Place {
+            action,
+            distribution,
+            component,
+        })
+    }
+
+    /// The place a request document belongs, from its fields (present or
+    /// not: a request missing a field its action needs has no place).
+    pub fn of_request(r: &Request) -> Option<Place> {
+        let (distribution, component) = match r.action {
+            Action::Link | Action::Unlink => {
+                (Some(r.distribution.clone()?), Some(r.component.clone()?))
+            }
+            Action::Remove => (None, Some(r.component.clone()?)),
+            Action::Purge | Action::Verify => (None, None),
+        };
+        Some(Place {
+            action: r.action,
+            distribution,
+            component,
+        })
+    }
+
+    /// `requests/<action>/[<distribution>/][<component>/]`: the folder of
+    /// the place.
+    pub fn folder(&self) -> String {
+        let mut out = format!("{}{}/", crate::keys::REQUESTS, self.action.as_str());
+        for s in [&self.distribution, &self.component].into_iter().flatten() {
+            out.push_str(s);
+            out.push('/');
+        }
+        out
+    }
+
+    fn pattern(action: Action) -> &'static str {
+        match action {
+            Action::Link => "requests/link/<distribution>/<component>/<name>.json",
+            Action::Unlink => "requests/unlink/<distribution>/<component>/<name>.json",
+            Action::Remove => "requests/remove/<component>/<name>.json",
+            Action::Purge => "requests/purge/<name>.json",
+            Action::Verify => "requests/verify/<name>.json",
+        }
+    }
+
+    /// Why a request at this place may not say what it says, if it may not.
+    pub fn disagreement(&self, r: &Request) -> Option<String> {
+        if r.action != self.action {
+            return Some(format!(
+                "the key says {} but the body says \"action\": \"{}\"",
+                self.action.as_str(),
+                r.action.as_str()
+            ));
+        }
+        for (field, key, body) in [
+            ("distribution", &self.distribution, &r.distribution),
+            ("component", &self.component, &r.component),
+        ] {
+            if let (Some(k), Some(b)) = (key, body) {
+                if k != b {
+                    return Some(format!(
+                        "the key says {field} {} but the body says \"{field}\": {}",
+                        excerpt(k),
+                        excerpt(b)
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The key a request document belongs at, named `name` (`<name>.json`), if
+/// its body says enough to place it: what `raptr request` uploads to. A
+/// body that does not parse has no place; the caller puts it at
+/// `requests/<name>` and its report gives both reasons.
+pub fn key_for(body: &[u8], name: &str) -> Option<String> {
+    let request: Request = serde_json::from_slice(body).ok()?;
+    Some(format!("{}{name}", Place::of_request(&request)?.folder()))
+}
+
 impl Request {
     /// Parses and checks a request document. The error is the report's reason.
     pub fn parse(bytes: &[u8], config: &Config) -> Result<Checked, String> {
@@ -246,6 +397,58 @@ mod tests {
             .target
             .is_none());
         assert!(parse(r#"{"action":"verify","dry_run":true}"#).is_ok());
+    }
+
+    #[test]
+    fn every_request_has_one_place_and_its_key_names_it() {
+        for (body, key) in [
+            (
+                r#"{"action":"link","bundle":"foo","version":"1","component":"main","distribution":"stable"}"#,
+                "requests/link/stable/main/r.json",
+            ),
+            (
+                r#"{"action":"unlink","bundle":"foo","version":"all","component":"contrib","distribution":"testing"}"#,
+                "requests/unlink/testing/contrib/r.json",
+            ),
+            (
+                r#"{"action":"remove","bundle":"foo","version":"1","component":"main"}"#,
+                "requests/remove/main/r.json",
+            ),
+            (r#"{"action":"purge"}"#, "requests/purge/r.json"),
+            (
+                r#"{"action":"verify","dry_run":true}"#,
+                "requests/verify/r.json",
+            ),
+        ] {
+            assert_eq!(key_for(body.as_bytes(), "r.json").as_deref(), Some(key));
+            let place = Place::of_key(key).expect(key);
+            let request: Request = serde_json::from_str(body).expect(body);
+            assert_eq!(Some(&place), Place::of_request(&request).as_ref());
+            assert_eq!(place.disagreement(&request), None);
+        }
+        // Too broken to place.
+        for body in [
+            "{",
+            r#"{"action":"link","bundle":"foo"}"#,
+            r#"{"action":"x"}"#,
+        ] {
+            assert_eq!(key_for(body.as_bytes(), "r.json"), None, "{body}");
+        }
+        for (key, why) in [
+            ("requests/r.json", "no longer where requests go"),
+            ("requests/link/stable/r.json", "a link request goes at"),
+            (
+                "requests/link/stable/main/x/r.json",
+                "a link request goes at",
+            ),
+            ("requests/link//main/r.json", "a link request goes at"),
+            ("requests/verify/x/r.json", "a verify request goes at"),
+            ("requests/Link/stable/main/r.json", "is not an action"),
+            ("incoming/r.json", "not under requests/"),
+        ] {
+            let e = Place::of_key(key).expect_err(key);
+            assert!(e.contains(why), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -47,10 +47,15 @@ impl Repo {
     }
 
     async fn event(&self, key: &str) -> raptr_core::ingest::Outcome {
+        self.event_as(key, "tests").await
+    }
+
+    /// The event of `key`, as sent by `principal`.
+    async fn event_as(&self, key: &str, principal: &str) -> raptr_core::ingest::Outcome {
         self.ingest
             .handle(&ObjectEvent {
                 key: key.to_string(),
-                uploader: "tests".into(),
+                uploader: principal.into(),
             })
             .await
             .unwrap_or_else(|e| panic!("{key}: {e}"))
@@ -524,8 +529,14 @@ async fn concurrent_events_for_one_folder_both_land() {
     assert_eq!(r.pending_changes().await.len(), files.len());
 }
 
+/// Where `raptr request` would put the request: the place its body names.
+fn request_key(name: &str, body: &str) -> String {
+    raptr_core::request::key_for(body.as_bytes(), &format!("{name}.json"))
+        .unwrap_or_else(|| format!("requests/{name}.json"))
+}
+
 async fn request(r: &Repo, name: &str, body: &str) -> Report {
-    let key = format!("requests/{name}.json");
+    let key = request_key(name, body);
     r.put(&key, body.as_bytes()).await;
     r.event(&key).await;
     r.report(&key).await
@@ -572,10 +583,12 @@ async fn requests_are_checked_journaled_and_reported() {
         .find(|c| c.action.as_str() == "link")
         .unwrap();
     assert_eq!(last_link.distribution.as_deref(), Some("testing"));
-    assert!(last_link.origin.starts_with("requests/link.json@"));
+    assert!(last_link
+        .origin
+        .starts_with("requests/link/testing/main/link.json@"));
 
     // The same request again (a duplicated event) appends nothing.
-    r.event("requests/link.json").await;
+    r.event("requests/link/testing/main/link.json").await;
     assert_eq!(r.pending_changes().await.len(), base + ok.len());
 
     // A dry run reports and changes nothing.
@@ -642,6 +655,109 @@ async fn requests_are_checked_journaled_and_reported() {
     assert!(report.reason.unwrap().contains("requests are JSON files"));
     assert!(r.exists("rejected/requests/notes.txt").await);
     assert!(!r.exists("requests/notes.txt").await);
+}
+
+#[tokio::test]
+async fn a_request_does_only_what_its_key_says() {
+    let r = repo();
+    r.upload("incoming/stable/main/b1", &hello_bundle(), 1)
+        .await;
+    let base = r.pending_changes().await.len();
+    let link = r#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing"}"#;
+    let remove = r#"{"action":"remove","bundle":"hello","version":"1.0-1","component":"main"}"#;
+    for (key, body, why) in [
+        // The old place: refused, with where it must go now.
+        (
+            "requests/promote.json",
+            link,
+            "no longer where requests go: a request goes at requests/link/<distribution>/<component>/<name>.json",
+        ),
+        (
+            "requests/promote.json",
+            link,
+            "this one belongs at requests/link/testing/main/promote.json",
+        ),
+        (
+            "requests/old.json",
+            r#"{"action":"link"}"#,
+            "and the body: \"bundle\" (the source package name) is required",
+        ),
+        // The body may not do more than the key says.
+        (
+            "requests/unlink/testing/main/sneaky.json",
+            link,
+            "the key says unlink but the body says \"action\": \"link\"",
+        ),
+        (
+            "requests/link/stable/main/sneaky.json",
+            link,
+            "the key says distribution \"stable\" but the body says \"distribution\": \"testing\"",
+        ),
+        (
+            "requests/link/testing/contrib/sneaky.json",
+            link,
+            "the key says component \"contrib\" but the body says \"component\": \"main\"",
+        ),
+        (
+            "requests/remove/contrib/sneaky.json",
+            remove,
+            "the key says component \"contrib\"",
+        ),
+        (
+            "requests/verify/sneaky.json",
+            remove,
+            "the key says verify but the body says \"action\": \"remove\"",
+        ),
+        // Keys that name no place.
+        (
+            "requests/link/testing/x.json",
+            link,
+            "a link request goes at requests/link/<distribution>/<component>/<name>.json",
+        ),
+        (
+            "requests/remove/x.json",
+            remove,
+            "a remove request goes at requests/remove/<component>/<name>.json",
+        ),
+        (
+            "requests/purge/main/x.json",
+            r#"{"action":"purge"}"#,
+            "a purge request goes at requests/purge/<name>.json",
+        ),
+        ("requests/promote/x.json", link, "\"promote\" is not an action"),
+    ] {
+        r.put(key, body.as_bytes()).await;
+        r.event_as(key, "arn:aws:iam::111122223333:user/ci").await;
+        let report = r.report(key).await;
+        assert_eq!(report.status, Some(Status::Rejected), "{key}");
+        let reason = report.reason.unwrap();
+        assert!(reason.starts_with(&format!("{key}: ")), "{key}: {reason}");
+        assert!(reason.contains(why), "{key}: {reason}");
+        assert_eq!(
+            report.uploader.as_deref(),
+            Some("arn:aws:iam::111122223333:user/ci")
+        );
+    }
+    assert_eq!(r.pending_changes().await.len(), base, "nothing journaled");
+
+    // At its place, the same request does what it says, and the journal and
+    // the report say who asked.
+    let key = "requests/link/testing/main/promote.json";
+    r.put(key, link.as_bytes()).await;
+    r.event_as(key, "arn:aws:sts::111122223333:assumed-role/release/alice")
+        .await;
+    let report = r.report(key).await;
+    assert_eq!(report.status, Some(Status::Accepted), "{report:?}");
+    assert_eq!(
+        report.uploader.as_deref(),
+        Some("arn:aws:sts::111122223333:assumed-role/release/alice")
+    );
+    let changes = r.pending_changes().await;
+    assert_eq!(changes.len(), base + 1);
+    assert_eq!(
+        changes.last().unwrap().by.as_deref(),
+        Some("arn:aws:sts::111122223333:assumed-role/release/alice")
+    );
 }
 
 #[tokio::test]
@@ -748,7 +864,7 @@ async fn the_sweep_goes_past_what_it_cannot_handle_and_carries_out_lost_requests
         deb_name("lost", "1.0", "amd64")
     );
     r.put(&lost, &deb("lost", "1.0", "amd64", None, "l")).await;
-    let link = "requests/link-hello.json";
+    let link = "requests/link/testing/main/link-hello.json";
     r.put(
         link,
         br#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"testing"}"#,
@@ -882,7 +998,7 @@ async fn unreadable_objects_are_rejected_in_place_and_answered_once() {
         "incoming/stable/main/b2/{}",
         deb_name("locked", "1.0", "amd64")
     );
-    let request_key = "requests/locked.json";
+    let request_key = "requests/verify/locked.json";
     r.put(&deb_key, &deb("locked", "1.0", "amd64", None, "l"))
         .await;
     r.put(request_key, br#"{"action":"verify"}"#).await;
@@ -961,7 +1077,7 @@ async fn a_distribution_closed_to_uploads_takes_only_promotions() {
     let open = format!("incoming/testing/main/b1/{name}");
     r.put(&open, &bytes).await;
     assert_eq!(handle(open).await.status, Some(Status::Accepted));
-    let key = "requests/promote.json";
+    let key = "requests/link/stable/main/promote.json";
     r.put(
         key,
         br#"{"action":"link","bundle":"hello","version":"1.0-1","component":"main","distribution":"stable"}"#,

@@ -185,7 +185,8 @@ impl World {
             self.table.clone(),
             self.config.clone(),
         );
-        let key = format!("requests/{name}.json");
+        let key = raptr_core::request::key_for(body.as_bytes(), &format!("{name}.json"))
+            .unwrap_or_else(|| format!("requests/{name}.json"));
         self.primary
             .put(&key, Bytes::from(body.to_string()), PutOptions::default())
             .await
@@ -864,7 +865,7 @@ async fn verify_finds_and_repairs_a_damaged_replica() {
         assert!(runs < 1000, "the verify never ends");
     }
     assert!(runs > 4, "{runs} runs");
-    let report = Report::read(w.primary.as_ref(), "requests/verify.json")
+    let report = Report::read(w.primary.as_ref(), "requests/verify/verify.json")
         .await
         .unwrap()
         .unwrap();

@@ -112,7 +112,7 @@ fn init_upload_and_request_on_a_directory() {
     let out = raptr(&["--repo", repo, "request", good.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("accepted: requests/promote.json"),
+        text(&out).contains("accepted: requests/link/testing/main/promote.json"),
         "{}",
         text(&out)
     );
