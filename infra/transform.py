@@ -1,6 +1,6 @@
 """Writes the plain CloudFormation that AWS's SAM transform makes of
 infra/template.yaml, the way `sam package` + CloudFormation would see it
-(local CodeUri paths become S3 locations), so that cfn-lint can check the
+(local CodeUri and TemplateURL paths become S3 locations), so that cfn-lint can check the
 template as it is deployed as well as as it is written.
 
     python infra/transform.py infra/template.yaml OUT.json
@@ -33,6 +33,13 @@ def main() -> None:
         ):
             # What `sam package` does: upload the zip, point at it.
             props["CodeUri"] = f"s3://raptr-artifacts/{name}.zip"
+        if resource.get("Type") == "AWS::CloudFormation::Stack" and isinstance(
+            props.get("TemplateURL"), str
+        ):
+            # Likewise for a nested stack's template (linted on its own).
+            props["TemplateURL"] = (
+                f"https://raptr-artifacts.s3.amazonaws.com/{props['TemplateURL']}"
+            )
     transformed = transform(json.loads(json.dumps(template)), {}, NoManagedPolicies())
     with open(out, "w") as f:
         json.dump(transformed, f, indent=1, sort_keys=True)

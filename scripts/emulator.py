@@ -17,6 +17,11 @@ table's size. With requests one at a time, checking every condition first
 and writing only if all hold gives DynamoDB's all-or-nothing result without
 a copy: `transact_write_items` below does that.
 
+moto's S3 event records carry no userIdentity; AWS's carry the principal
+that made the request (`AWS:<user id>`), which raptr's reports name as the
+uploader. `s3_event_with_principal` below adds it, from the access key that
+signed the request.
+
     python scripts/emulator.py [PORT]      # 0 or nothing: any free port
 """
 
@@ -38,6 +43,8 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.iam.models import iam_backends
+from moto.s3 import notifications as s3_notifications
 from werkzeug.serving import make_server
 
 
@@ -103,11 +110,54 @@ def transact_write_items(self, transact_items):
 DynamoDBBackend.transact_write_items = transact_write_items
 
 
+# The access key that signed the request being handled (requests are
+# handled one at a time), for the principal of the S3 events it causes.
+current_key = None
+
+
+def principal_of(access_key):
+    """`AWS:<user id>` for an IAM user's key, as S3 events carry it in
+    userIdentity.principalId; `AWS:<key>` for a key no user holds (the
+    emulator's default credentials, when IAM is not enforced)."""
+    if access_key is None:
+        return "AWS:anonymous"
+    for account in list(iam_backends.keys()):
+        for backend in iam_backends[account].values():
+            for user in backend.users.values():
+                if any(k.access_key_id == access_key for k in user.access_keys):
+                    return f"AWS:{user.id}"
+    return f"AWS:{access_key}"
+
+
+def s3_event_with_principal(event_name, bucket, key, notification_id):
+    """moto's S3 event record, with the userIdentity AWS puts in it."""
+    event = moto_get_s3_event(event_name, bucket, key, notification_id)
+    for record in event["Records"]:
+        record["userIdentity"] = {"principalId": principal_of(current_key)}
+    return event
+
+
+moto_get_s3_event = s3_notifications._get_s3_event
+s3_notifications._get_s3_event = s3_event_with_principal
+
+
+def signing_key(environ):
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    if "Credential=" in auth:
+        return auth.split("Credential=", 1)[1].split("/", 1)[0]
+    query = environ.get("QUERY_STRING", "")
+    if "X-Amz-Credential=" in query:
+        return query.split("X-Amz-Credential=", 1)[1].split("%2F", 1)[0].split("/", 1)[0]
+    return None
+
+
 def serialized(app):
     lock = threading.Lock()
 
     def handle(environ, start_response):
+        global current_key
         with lock:
+            current_key = signing_key(environ)
             result = app(environ, start_response)
             try:
                 return [b"".join(result)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks what deploys raptr without deploying it: cfn-lint on the templates
-# as written (infra/template.yaml, infra/replica.yaml) and on the plain
+# as written (infra/template.yaml, infra/replica.yaml, infra/access.yaml) and on the plain
 # CloudFormation the SAM transform makes of template.yaml
 # (infra/transform.py); the LocalStack compose file parses and pins its
 # image; every shell script parses. Needs `make setup` (.cache/venv).
@@ -11,10 +11,10 @@ venv=.cache/venv
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$venv/bin/cfn-lint" infra/template.yaml infra/replica.yaml
+"$venv/bin/cfn-lint" infra/template.yaml infra/replica.yaml infra/access.yaml
 "$venv/bin/python" infra/transform.py infra/template.yaml "$tmp/template.json"
 "$venv/bin/cfn-lint" "$tmp/template.json"
-echo "lint-infra: cfn-lint clean on infra/template.yaml, infra/replica.yaml and the SAM-transformed template"
+echo "lint-infra: cfn-lint clean on infra/template.yaml, infra/replica.yaml, infra/access.yaml and the SAM-transformed template"
 
 "$venv/bin/python" - localstack/docker-compose.yml <<'PY'
 import sys, yaml

@@ -13,12 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use bytes::Bytes;
 use raptr_aws::{emulator_config, s3_client, S3Store};
 use raptr_core::config::{Config, Replica, SigningKey};
 use raptr_core::signing::{self, Signer};
 use raptr_e2e::{Dispatcher, Round, Target};
 use raptr_emulator::{Emulator, Names, REGION};
-use raptr_store::{ObjectStore, PutOptions};
+use raptr_store::{ObjectStore, PutOptions, StoreError};
 use raptr_testkit::apt::{client_view, Sandbox};
 use raptr_testkit::{deb, deb_name, source_package, File};
 use serde_json::Value;
@@ -34,6 +35,7 @@ const VERSION: &str = "1:2.0+dfsg~rc1-1";
 
 struct Stack {
     emu: &'static Emulator,
+    conf: aws_config::SdkConfig,
     bucket: String,
     primary: S3Store,
     dispatcher: Dispatcher,
@@ -60,6 +62,11 @@ fn ok(out: Output, what: &str) -> String {
 
 async fn stack(tag: &str) -> Stack {
     let emu = tokio::task::spawn_blocking(Emulator::shared).await.unwrap();
+    stack_on(emu, tag, |_| {}).await
+}
+
+/// A stack on `emu`, its configuration changed by `tweak` before `init`.
+async fn stack_on(emu: &'static Emulator, tag: &str, tweak: impl FnOnce(&mut Config)) -> Stack {
     let bucket = format!("raptr-e2e-{tag}");
     let names = Names {
         bucket: bucket.clone(),
@@ -110,6 +117,7 @@ async fn stack(tag: &str) -> Stack {
         })
         .collect();
     config.signing_key = SigningKey::Secret(secret);
+    tweak(&mut config);
     let primary = S3Store::new(s3_client(&conf, None, true), &bucket);
     raptr_core::repo::init(&primary, &bucket, &config)
         .await
@@ -135,6 +143,7 @@ async fn stack(tag: &str) -> Stack {
         .collect();
     Stack {
         emu,
+        conf,
         bucket,
         primary,
         dispatcher,
@@ -187,17 +196,19 @@ impl Stack {
         );
     }
 
-    /// A release manager's request: `aws s3 cp` into `requests/`; returns
-    /// its report's key.
+    /// A release manager's request: `aws s3 cp` to the place under
+    /// `requests/` its body names; returns its report's key.
     fn request(&self, name: &str, body: &str) -> String {
         let path = self.tmp.path().join(name);
         std::fs::write(&path, body).unwrap();
-        let dest = format!("s3://{}/requests/{name}", self.bucket);
+        let key = raptr_core::request::key_for(body.as_bytes(), name)
+            .unwrap_or_else(|| format!("requests/{name}"));
+        let dest = format!("s3://{}/{key}", self.bucket);
         ok(
             self.aws(&["s3", "cp", path.to_str().unwrap(), &dest]),
             "aws s3 cp",
         );
-        format!("s3://{}/reports/requests/{name}.json", self.bucket)
+        format!("s3://{}/reports/{key}.json", self.bucket)
     }
 
     fn report(&self, url: &str) -> Value {
@@ -854,4 +865,352 @@ async fn careless_uploads_and_a_poison_message_hold_back_no_bundle() {
             &who,
         );
     }
+}
+
+// ----- who may change what ---------------------------------------------------
+
+/// An IAM user of the emulator: its name and access key.
+struct User {
+    name: String,
+    /// The principal S3 events name it by: `AWS:<user id>`.
+    principal: String,
+    /// The primary bucket, signed with the user's key.
+    store: S3Store,
+    key: String,
+    secret: String,
+}
+
+impl Stack {
+    /// The AWS CLI, signed as `user`.
+    fn aws_as(&self, user: &User, args: &[&str]) -> Output {
+        Command::new("aws")
+            .envs(self.emu.env())
+            .env("AWS_ACCESS_KEY_ID", &user.key)
+            .env("AWS_SECRET_ACCESS_KEY", &user.secret)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the AWS CLI runs")
+    }
+
+    /// An IAM user with the given managed policies and an access key.
+    fn user(&self, name: &str, policies: &[&str]) -> User {
+        let out = ok(self.aws(&["iam", "create-user", "--user-name", name]), name);
+        let created: Value = serde_json::from_str(&out).unwrap();
+        let principal = format!("AWS:{}", created["User"]["UserId"].as_str().unwrap());
+        for arn in policies {
+            ok(
+                self.aws(&[
+                    "iam",
+                    "attach-user-policy",
+                    "--user-name",
+                    name,
+                    "--policy-arn",
+                    arn,
+                ]),
+                arn,
+            );
+        }
+        let out = ok(
+            self.aws(&["iam", "create-access-key", "--user-name", name]),
+            name,
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let key: String = v["AccessKey"]["AccessKeyId"].as_str().unwrap().into();
+        let secret: String = v["AccessKey"]["SecretAccessKey"].as_str().unwrap().into();
+        let conf = aws_sdk_s3::config::Builder::from(&self.conf)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &key, &secret, None, None, "iam-user",
+            ))
+            .force_path_style(true)
+            .build();
+        User {
+            name: name.into(),
+            principal,
+            store: S3Store::new(aws_sdk_s3::Client::from_conf(conf), &self.bucket),
+            key,
+            secret,
+        }
+    }
+
+    /// Deploys infra/access.yaml as stack `name`; returns its outputs.
+    fn access_stack(&self, name: &str, params: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let template = raptr_emulator::repo_root().join("infra/access.yaml");
+        let body = format!("file://{}", template.display());
+        let mut args = vec![
+            "cloudformation".to_string(),
+            "create-stack".into(),
+            "--stack-name".into(),
+            name.into(),
+            "--template-body".into(),
+            body,
+            "--parameters".into(),
+            format!(
+                "ParameterKey=PrimaryBucketName,ParameterValue={}",
+                self.bucket
+            ),
+        ];
+        for (k, v) in params {
+            args.push(format!("ParameterKey={k},ParameterValue={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(self.aws(&args), "create-stack");
+        let out = ok(
+            self.aws(&[
+                "cloudformation",
+                "describe-stacks",
+                "--stack-name",
+                name,
+                "--query",
+                "Stacks[0]",
+            ]),
+            "describe-stacks",
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["StackStatus"], "CREATE_COMPLETE", "{v:#}");
+        v["Outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["OutputKey"].as_str().unwrap().to_string(),
+                    o["OutputValue"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// `user` writes `key`; whether S3 let it. (The SDK, signed with the
+    /// user's key: dozens of checks, each an AWS CLI start otherwise.)
+    async fn put_as(&self, user: &User, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        user.store
+            .put(key, Bytes::copy_from_slice(body), PutOptions::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// `user` reads `key`; whether S3 let it.
+    async fn get_as(&self, user: &User, key: &str) -> Result<Value, StoreError> {
+        let (body, _) = user.store.get(key).await?;
+        Ok(serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn allowed(&self, user: &User, key: &str, body: &[u8]) {
+        if let Err(e) = self.put_as(user, key, body).await {
+            panic!("{} may write {key}, but: {e}", user.name);
+        }
+    }
+
+    async fn denied(&self, user: &User, key: &str) {
+        match self.put_as(user, key, b"{}").await {
+            Ok(()) => panic!("{} wrote {key}", user.name),
+            Err(StoreError::Denied { .. }) => {}
+            Err(e) => panic!("{} {key}: not a denial: {e}", user.name),
+        }
+    }
+
+    fn enforce(&self, on: bool) {
+        self.emu.enforce_iam(on).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_policies_let_each_role_do_its_job_and_nothing_else() {
+    // An emulator of its own: IAM enforcement applies to all its clients.
+    let emu: &'static Emulator = Box::leak(Box::new(
+        tokio::task::spawn_blocking(Emulator::start)
+            .await
+            .unwrap()
+            .unwrap(),
+    ));
+    // stable takes packages only by promotion.
+    let s = stack_on(emu, "access", |c| {
+        let layout = c.layouts.get_mut("default").unwrap();
+        layout.distributions.get_mut("stable").unwrap().uploads = false;
+    })
+    .await;
+    // The shipped policies, as an operator deploys them: the repository's
+    // own (uploads to testing, promotion to stable, component main), and a
+    // second team's that may only promote into testing.
+    let main = s.access_stack("raptr-access", &[("Component", "main")]);
+    let other = s.access_stack(
+        "raptr-access-qa",
+        &[
+            ("RepositoryWide", "false"),
+            ("ReleaseDistribution", "testing"),
+        ],
+    );
+    assert!(!other.contains_key("AdministratorPolicyArn"), "{other:?}");
+    let ci = s.user("ci", &[&main["UploaderPolicyArn"]]);
+    let release = s.user("release", &[&main["ReleaseManagerPolicyArn"]]);
+    let qa = s.user("qa", &[&other["ReleaseManagerPolicyArn"]]);
+    let admin = s.user("admin", &[&main["AdministratorPolicyArn"]]);
+    let reader = s.user("reader", &[&main["ReportReaderPolicyArn"]]);
+    let nobody = s.user("nobody", &[]);
+
+    let link = format!(
+        r#"{{"action": "link", "bundle": "hello", "version": "{VERSION}", "component": "main", "distribution": "stable"}}"#
+    );
+    let deb = deb_name("hello", VERSION, "amd64");
+    s.enforce(true);
+    // The emulator really refuses: its own default credentials, and a user
+    // with no policy.
+    let out = s.aws(&["s3", "ls", &format!("s3://{}/", s.bucket)]);
+    assert!(!out.status.success(), "{}", text(&out));
+    for key in [
+        "incoming/testing/main/b/x.deb",
+        "requests/verify/v.json",
+        "reports/x.json",
+    ] {
+        s.denied(&nobody, key).await;
+    }
+
+    // The uploader: its own distribution and component, nothing else.
+    let files = bundle();
+    let dir = s.tmp.path().join("ci-build");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let dest = format!("s3://{}/incoming/testing/main/build-1/", s.bucket);
+    ok(
+        s.aws_as(
+            &ci,
+            &["s3", "cp", "--recursive", dir.to_str().unwrap(), &dest],
+        ),
+        "the uploader's aws s3 cp",
+    );
+    for key in [
+        format!("incoming/stable/main/build-1/{deb}"),
+        format!("incoming/testing/contrib/build-1/{deb}"),
+        "requests/link/stable/main/promote.json".into(),
+        "requests/link/testing/main/promote.json".into(),
+        "requests/remove/main/remove.json".into(),
+        format!("pool/main/h/hello/{deb}"),
+        "dists/testing/InRelease".into(),
+        "config/raptr.json".into(),
+        "state/publish.json".into(),
+        "keys/repo.gpg".into(),
+        "reports/incoming/testing/main/build-1/forged.json".into(),
+    ] {
+        s.denied(&ci, &key).await;
+    }
+    // The release manager of stable: link and unlink there, nothing else.
+    for key in [
+        "requests/link/testing/main/promote.json",
+        "requests/link/stable/contrib/promote.json",
+        "requests/remove/main/remove.json",
+        "requests/purge/purge.json",
+        "requests/verify/verify.json",
+        "incoming/testing/main/build-9/x.deb",
+        "config/raptr.json",
+    ] {
+        s.denied(&release, key).await;
+    }
+    s.denied(&qa, "requests/link/stable/main/promote.json")
+        .await;
+    // The administrator: every request and the configuration, but never
+    // what only the functions write.
+    for key in [
+        format!("pool/main/h/hello/{deb}"),
+        "dists/stable/InRelease".into(),
+        "state/publish.json".into(),
+        "keys/repo.gpg".into(),
+    ] {
+        s.denied(&admin, &key).await;
+    }
+    // The report reader writes nothing.
+    s.denied(&reader, "requests/verify/verify.json").await;
+    s.denied(&reader, "incoming/testing/main/b/x.deb").await;
+
+    s.enforce(false);
+    s.dispatch().await;
+    s.enforce(true);
+    // Promotion by the release manager; an administrator's upload into the
+    // closed distribution, which IAM allows and raptr refuses.
+    s.allowed(
+        &release,
+        "requests/link/stable/main/promote.json",
+        link.as_bytes(),
+    )
+    .await;
+    s.allowed(
+        &admin,
+        &format!("incoming/stable/main/hotfix/{deb}"),
+        &files.iter().find(|(n, _)| *n == deb).unwrap().1,
+    )
+    .await;
+    s.allowed(
+        &admin,
+        "requests/verify/weekly.json",
+        br#"{"action": "verify", "dry_run": true}"#,
+    )
+    .await;
+    // A request whose body says more than its key: the release manager
+    // of stable may put under link/stable/main, but not remove from there.
+    s.allowed(
+        &release,
+        "requests/link/stable/main/sneaky.json",
+        br#"{"action": "remove", "bundle": "hello", "version": "all", "component": "main"}"#,
+    )
+    .await;
+    s.enforce(false);
+    s.dispatch().await;
+    s.enforce(true);
+
+    // Each reads the reports of what it did, with who did it, and no other.
+    let ci_report = format!("reports/incoming/testing/main/build-1/{deb}.json");
+    let r = s.get_as(&ci, &ci_report).await.unwrap();
+    assert_eq!(r["status"], "accepted", "{r:#}");
+    assert_eq!(r["uploader"].as_str(), Some(ci.principal.as_str()), "{r:#}");
+    let promote = "reports/requests/link/stable/main/promote.json.json";
+    assert!(matches!(
+        s.get_as(&ci, promote).await,
+        Err(StoreError::Denied { .. })
+    ));
+    let r = s.get_as(&release, promote).await.unwrap();
+    assert_eq!(r["status"], "accepted", "{r:#}");
+    assert_eq!(
+        r["uploader"].as_str(),
+        Some(release.principal.as_str()),
+        "{r:#}"
+    );
+    assert!(matches!(
+        s.get_as(&release, &ci_report).await,
+        Err(StoreError::Denied { .. })
+    ));
+    let sneaky = "reports/requests/link/stable/main/sneaky.json.json";
+    let r = s.get_as(&release, sneaky).await.unwrap();
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("the key says link"),
+        "{r:#}"
+    );
+    let hotfix = format!("reports/incoming/stable/main/hotfix/{deb}.json");
+    let r = s.get_as(&reader, &hotfix).await.unwrap();
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("closed to uploads"),
+        "{r:#}"
+    );
+    assert_eq!(
+        r["uploader"].as_str(),
+        Some(admin.principal.as_str()),
+        "{r:#}"
+    );
+    assert!(matches!(
+        s.get_as(&reader, &format!("pool/main/h/hello/{deb}")).await,
+        Err(StoreError::Denied { .. })
+    ));
+    let verify = "reports/requests/verify/weekly.json.json";
+    let r = s.get_as(&admin, verify).await.unwrap();
+    assert_eq!(r["status"], "accepted", "{r:#}");
+    s.enforce(false);
+
+    // apt sees the promotion, and only it: stable has hello from testing.
+    let (_, bucket, _) = &s.replicas[0];
+    let (apt, work) = s.apt("access", bucket, "stable");
+    update_cleanly(&apt, &work, "stable");
+    ok(apt.apt_get(&["download", "hello"], &work), "stable");
 }

@@ -9,7 +9,7 @@
 //! What this crate does not do: talk S3 or DynamoDB itself. Tests build
 //! their clients from [`Emulator::endpoint`].
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -154,6 +154,37 @@ impl Emulator {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// Turns moto's IAM enforcement on or off for the whole emulator. On,
+    /// every request must be signed with an access key of an IAM user
+    /// created on it, and is allowed only as that user's policies say;
+    /// the default credentials of [`Emulator::env`] are refused. Off (as
+    /// it starts), nothing is checked. Use it on an emulator of your own:
+    /// it applies to everyone talking to this one.
+    pub fn enforce_iam(&self, on: bool) -> io::Result<()> {
+        // moto's reset-auth takes the number of requests still let through
+        // unchecked: none, or more than any test makes.
+        let body = if on { "0" } else { "1000000000" };
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "POST /moto-api/reset-auth HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "the emulator refused to change IAM enforcement: {}",
+                answer.lines().next().unwrap_or("no answer")
+            )))
+        }
     }
 
     fn wait_ready(&self, limit: Duration) -> io::Result<()> {
