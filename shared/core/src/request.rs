@@ -121,20 +121,22 @@ impl Place {
             .strip_prefix(crate::keys::REQUESTS)
             .ok_or_else(|| format!("{} is not under requests/", excerpt(key)))?;
         let segments: Vec<&str> = rest.split('/').collect();
-        let layout = "a request goes at requests/link/<distribution>/<component>/<name>.json, \
-                      requests/unlink/<distribution>/<component>/<name>.json, \
-                      requests/remove/<component>/<name>.json, requests/purge/<name>.json \
-                      or requests/verify/<name>.json";
+        let layout = || {
+            let places: Vec<&str> = ACTIONS.iter().map(|a| Place::pattern(*a)).collect();
+            format!("a request goes at {}", places.join(", "))
+        };
         if segments.len() == 1 {
             return Err(format!(
-                "requests/<name>.json is no longer where requests go: {layout}, so that IAM \
-                 policies can say who may send which"
+                "requests/<name>.json is no longer where requests go: {}, so that IAM \
+                 policies can say who may send which",
+                layout()
             ));
         }
         let Some(action) = ACTIONS.iter().find(|a| a.as_str() == segments[0]).copied() else {
             return Err(format!(
-                "{} is not an action; {layout}",
-                excerpt(segments[0])
+                "{} is not an action; {}",
+                excerpt(segments[0]),
+                layout()
             ));
         };
         let scope = &segments[1..segments.len() - 1];

@@ -77,29 +77,30 @@ impl Fence {
     /// Why the lease held now is gone (lost, or run out unrenewed), if it
     /// is; `None` too when no lease is held.
     pub fn lapsed(&self) -> Option<String> {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(why) = &s.lost {
-            return Some(why.clone());
-        }
-        match s.until {
-            Some(t) if Instant::now() >= t => {
-                Some("the publish lease ran out before it could be renewed".into())
-            }
-            _ => None,
-        }
+        self.judge().err().flatten()
     }
 
     /// Why a write now must not happen, if it must not.
     fn refusal(&self) -> Option<String> {
-        let held = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .until
-            .is_some();
-        match self.lapsed() {
-            None if !held => Some("no publish lease is held".into()),
-            why => why,
+        match self.judge() {
+            Ok(()) => None,
+            Err(why) => Some(why.unwrap_or_else(|| "no publish lease is held".into())),
+        }
+    }
+
+    /// `Ok` while a lease is held and current; `Err(Some(why))` when it is
+    /// gone, `Err(None)` when none is held.
+    fn judge(&self) -> Result<(), Option<String>> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(why) = &s.lost {
+            return Err(Some(why.clone()));
+        }
+        match s.until {
+            None => Err(None),
+            Some(t) if Instant::now() >= t => Err(Some(
+                "the publish lease ran out before it could be renewed".into(),
+            )),
+            Some(_) => Ok(()),
         }
     }
 
