@@ -10,6 +10,8 @@
 #   RAPTR_BUCKET           the primary bucket (required)
 #   RAPTR_REPLICA_BUCKETS  comma-separated replica buckets (required)
 #   RAPTR_SIGNING_SECRET   ARN of the signing key's secret (required)
+#   RAPTR_MORE_SECRETS     comma-separated ARNs of further secrets: a second
+#                          signing key during a rotation, passphrase secrets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { [ -n "${!1:-}" ] || { echo "deploy: set $1 (see scripts/deploy.sh)" >&2; exit 2; }; }
@@ -23,6 +25,7 @@ aws cloudformation package --template-file infra/template.yaml \
 aws cloudformation deploy --template-file "$packaged" --stack-name "${RAPTR_STACK:-raptr}" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
   --parameter-overrides "PrimaryBucketName=$RAPTR_BUCKET" \
-    "ReplicaBucketNames=$RAPTR_REPLICA_BUCKETS" "SigningKeySecretArn=$RAPTR_SIGNING_SECRET"
+    "ReplicaBucketNames=$RAPTR_REPLICA_BUCKETS" "SigningKeySecretArn=$RAPTR_SIGNING_SECRET" \
+    "MoreSigningSecretArns=${RAPTR_MORE_SECRETS:-}"
 aws cloudformation describe-stacks --stack-name "${RAPTR_STACK:-raptr}" \
   --query 'Stacks[0].Outputs' --output table

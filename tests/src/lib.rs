@@ -174,6 +174,7 @@ impl Dispatcher {
                 .map_err(DispatchError::Publish)?,
             progress_every: raptr_publish::progress_from_env().map_err(DispatchError::Publish)?,
             verify_slice: raptr_publish::verify_slice_from_env().map_err(DispatchError::Publish)?,
+            keys: raptr_publish::KeyCache::default(),
         };
         Ok(Dispatcher {
             target,

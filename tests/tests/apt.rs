@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 use bytes::Bytes;
 use raptr_aws::{emulator_config, s3_client, S3Store};
-use raptr_core::config::{Config, Replica, SigningKey};
+use raptr_core::config::{Config, Replica, SigningKey, SigningKeys};
 use raptr_core::signing::{self, Signer};
 use raptr_e2e::{Dispatcher, Round, Target};
 use raptr_emulator::{Emulator, Names, REGION};
@@ -85,12 +85,26 @@ async fn stack_on(emu: &'static Emulator, tag: &str, tweak: impl FnOnce(&mut Con
             .unwrap();
     }
     let conf = emulator_config(&emu.endpoint(), REGION).await;
-    let (armored, signer) = signing::generate("raptr e2e <e2e@raptr.invalid>").unwrap();
+    // The key as operators keep it: made by GnuPG, primary offline, the
+    // signing subkey protected by a passphrase kept in the same secret.
+    let keys = tempfile::tempdir().unwrap();
+    let gpg = raptr_testkit::gnupg::Gpg::new(keys.path());
+    let uid = "raptr e2e <e2e@raptr.invalid>";
+    let fpr = gpg.generate(uid, "ed25519", "cert", "never", "e2e phrase", &[]);
+    gpg.add_subkey(&fpr, "ed25519", "sign", "e2e phrase");
+    let armored = String::from_utf8(gpg.export_secret_subkeys(&fpr, "e2e phrase")).unwrap();
+    let signer = Signer::new(vec![signing::Key::load(
+        armored.as_bytes(),
+        "e2e key",
+        Some("e2e phrase"),
+    )
+    .unwrap()])
+    .unwrap();
     let secret = format!("raptr/e2e-{tag}/signing-key");
     aws_sdk_secretsmanager::Client::new(&conf)
         .create_secret()
         .name(&secret)
-        .secret_string(armored)
+        .secret_string(serde_json::json!({"key": armored, "passphrase": "e2e phrase"}).to_string())
         .send()
         .await
         .unwrap();
@@ -116,7 +130,7 @@ async fn stack_on(emu: &'static Emulator, tag: &str, tweak: impl FnOnce(&mut Con
             layout: "default".into(),
         })
         .collect();
-    config.signing_key = SigningKey::Secret(secret);
+    config.signing_key = SigningKeys::one(SigningKey::secret(secret));
     tweak(&mut config);
     let primary = S3Store::new(s3_client(&conf, None, true), &bucket);
     raptr_core::repo::init(&primary, &bucket, &config)

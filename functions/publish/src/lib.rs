@@ -21,12 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use raptr_core::config::{Config, SigningKey};
+use raptr_core::config::Config;
 use raptr_core::ingest::Ingest;
 use raptr_core::progress::Progress;
 use raptr_core::publish::{Publisher, Replica};
 use raptr_core::repo::load_config;
-use raptr_core::signing::Signer;
+use raptr_core::signing::{load, Signer};
 use raptr_store::table::Table;
 use raptr_store::ObjectStore;
 use serde_json::{json, Value};
@@ -120,6 +120,33 @@ pub struct Handler {
     /// How long one invocation spends on a verify (two minutes when
     /// `None`); see [`verify_slice_from_env`].
     pub verify_slice: Option<Duration>,
+    /// The signing keys last loaded, reused by later invocations of this
+    /// execution environment.
+    pub keys: KeyCache,
+}
+
+/// How long loaded signing keys are reused: a secret changed in place is
+/// read again within this time; a changed `signing_key` at once.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The signing keys an execution environment loaded, with the
+/// configuration that named them and when. Unlocking a GnuPG-protected key
+/// hashes its passphrase tens of millions of times, so warm invocations
+/// reuse the keys rather than read and check them each time.
+#[derive(Clone, Default)]
+pub struct KeyCache(Arc<tokio::sync::Mutex<Option<Loaded>>>);
+
+/// Keys loaded for a `signing_key`, and when.
+type Loaded = (
+    raptr_core::config::SigningKeys,
+    Arc<Signer>,
+    std::time::Instant,
+);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache")
+    }
 }
 
 /// The lease length `RAPTR_LEASE_SECONDS` sets, if it is set. A publisher
@@ -175,6 +202,22 @@ pub fn sweep_min_age_from_env() -> Result<Option<Duration>, String> {
         })
 }
 
+/// Reads signing keys and passphrases: secrets from Secrets Manager, files
+/// from the function's file system.
+struct KeyReader<'a>(&'a aws_config::SdkConfig);
+
+#[async_trait::async_trait]
+impl load::Reader for KeyReader<'_> {
+    async fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        raptr_aws::secret_string_with(self.0, name)
+            .await
+            .map(|s| zeroize::Zeroizing::new(s.into_bytes()))
+    }
+    fn file(&self, path: &str, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        load::read_file(std::path::Path::new(path), limit)
+    }
+}
+
 /// A failure worth a retry (or a configuration to fix): the message names
 /// what failed.
 #[derive(Debug, thiserror::Error)]
@@ -182,21 +225,31 @@ pub fn sweep_min_age_from_env() -> Result<Option<Duration>, String> {
 pub struct HandlerError(String);
 
 impl Handler {
-    async fn signer(&self, config: &Config) -> Result<Signer, HandlerError> {
-        let (text, source) = match &config.signing_key {
-            SigningKey::Secret(name) => {
-                let text = raptr_aws::secret_string_with(&self.aws.conf, name)
-                    .await
-                    .map_err(|e| HandlerError(format!("signing key: {e}")))?;
-                (text, name.clone())
+    /// The configured signing keys, read and checked before anything is
+    /// written (or as loaded less than [`KEY_CACHE_TTL`] ago for the same
+    /// `signing_key`); a key accepted with a warning is logged.
+    async fn signer(&self, config: &Config) -> Result<Arc<Signer>, HandlerError> {
+        let mut cached = self.keys.0.lock().await;
+        if let Some((keys, signer, at)) = cached.as_ref() {
+            if *keys == config.signing_key && at.elapsed() < KEY_CACHE_TTL {
+                return Ok(signer.clone());
             }
-            SigningKey::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| HandlerError(format!("signing key file {path}: {e}")))?;
-                (text, path.clone())
+        }
+        let signer = load::load(&config.signing_key, &KeyReader(&self.aws.conf))
+            .await
+            .map_err(|e| HandlerError(e.to_string()))?;
+        for k in signer.keys() {
+            for w in &k.info.warnings {
+                tracing::warn!(key = %k.info.fingerprint, "{w}");
             }
-        };
-        Signer::from_secret(text.as_bytes(), &source).map_err(|e| HandlerError(e.to_string()))
+        }
+        let signer = Arc::new(signer);
+        *cached = Some((
+            config.signing_key.clone(),
+            signer.clone(),
+            std::time::Instant::now(),
+        ));
+        Ok(signer)
     }
 
     fn replicas(&self, config: &Config) -> Vec<Replica> {
@@ -226,7 +279,7 @@ impl Handler {
             self.store.clone(),
             self.table.clone(),
             config.clone(),
-            Arc::new(signer),
+            signer,
             self.replicas(config),
             self.owner.clone(),
         );

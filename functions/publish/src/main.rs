@@ -47,6 +47,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sweep_min_age,
         progress_every,
         verify_slice,
+        keys: Default::default(),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let handler = handler.clone();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raptr_aws::{dynamo_client, emulator_config, s3_client, DynamoTable, S3Store};
-use raptr_core::config::{Config, Replica as ReplicaConfig, SigningKey};
+use raptr_core::config::{Config, Replica as ReplicaConfig, SigningKey, SigningKeys};
 use raptr_core::ingest::{Ingest, ObjectEvent};
 use raptr_core::report::Report;
 use raptr_core::signing::{self, Signer};
@@ -61,7 +61,11 @@ async fn env(tag: &str) -> Env {
             .unwrap();
     }
     let conf = emulator_config(&emu.endpoint(), REGION).await;
-    let (armored, signer) = signing::generate("raptr emulator tests <t@raptr.invalid>").unwrap();
+    let (armored, signer) = signing::generate(
+        "raptr emulator tests <t@raptr.invalid>",
+        signing::Algorithm::Ed25519,
+    )
+    .unwrap();
     let secret = format!("raptr/{tag}/signing-key");
     aws_sdk_secretsmanager::Client::new(&conf)
         .create_secret()
@@ -92,7 +96,7 @@ async fn env(tag: &str) -> Env {
             layout: "default".into(),
         })
         .collect();
-    config.signing_key = SigningKey::Secret(secret);
+    config.signing_key = SigningKeys::one(SigningKey::secret(secret));
     let store = Arc::new(S3Store::new(s3_client(&conf, None, true), &bucket));
     let table = Arc::new(DynamoTable::new(dynamo_client(&conf), "raptr", &bucket));
     raptr_core::repo::init(store.as_ref(), &bucket, &config)
@@ -124,6 +128,7 @@ async fn env(tag: &str) -> Env {
         verify_slice: None,
         // The tests sweep what they have just put.
         sweep_min_age: Some(std::time::Duration::ZERO),
+        keys: Default::default(),
     };
     Env {
         store,
@@ -434,4 +439,149 @@ async fn the_schedule_sweeps_incoming_then_publishes() {
             "{name}"
         );
     }
+}
+
+/// Keys as operators keep them in Secrets Manager, made by GnuPG: an
+/// Ed25519 signing subkey with its primary offline and its passphrase in
+/// the same secret (`{"key", "passphrase"}`), and an RSA-3072 key whose
+/// passphrase is a secret of its own. Both sign every replica; gpgv (as
+/// apt judges it) and sqv accept each replica with either key alone. A key
+/// whose passphrase is wrong fails the invocation, naming the secret, and
+/// nothing is written.
+#[tokio::test]
+async fn keys_from_secrets_manager_with_passphrases_both_sign() {
+    use raptr_testkit::gnupg::{gpgv, split_inrelease, sqv, Gpg};
+    let mut env = env("gnupg").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let gpg = Gpg::new(tmp.path());
+    let a = gpg.generate(
+        "A <a@raptr.invalid>",
+        "ed25519",
+        "cert",
+        "never",
+        "a phrase",
+        &[],
+    );
+    gpg.add_subkey(&a, "ed25519", "sign", "a phrase");
+    let b = gpg.generate(
+        "B <b@raptr.invalid>",
+        "rsa3072",
+        "sign,cert",
+        "never",
+        "b phrase",
+        &[],
+    );
+    let sm = aws_sdk_secretsmanager::Client::new(&env.handler.aws.conf);
+    let secret = |name: &'static str, value: String| {
+        let sm = sm.clone();
+        async move {
+            sm.create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let a_armored = String::from_utf8(gpg.export_secret_subkeys(&a, "a phrase")).unwrap();
+    secret(
+        "raptr/gnupg/a",
+        json!({"key": a_armored, "passphrase": "a phrase"}).to_string(),
+    )
+    .await;
+    let b_armored = String::from_utf8(gpg.export_secret(&b, "b phrase", false)).unwrap();
+    secret("raptr/gnupg/b", b_armored).await;
+    secret("raptr/gnupg/b-passphrase", "b phrase\n".into()).await;
+    secret("raptr/gnupg/b-wrong", "not it".into()).await;
+    let keys: SigningKeys =
+        serde_json::from_value(json!([{"secret": "raptr/gnupg/a"}, {"secret": "raptr/gnupg/b", "passphrase": {"secret": "raptr/gnupg/b-passphrase"}}]))
+            .unwrap();
+    let write_config = |config: &Config| {
+        let store = env.store.clone();
+        let body = serde_json::to_vec(config).unwrap();
+        async move {
+            store
+                .put(
+                    raptr_core::keys::CONFIG_KEY,
+                    Bytes::from(body),
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    env.config.signing_key = keys;
+    write_config(&env.config).await;
+    env.upload("testing", "g1", &bundle("hello", "1.0-1")).await;
+    let answer = env.handler.handle(stream_event()).await.unwrap();
+    assert_eq!(answer["publish"]["generation"], 1, "{answer:#}");
+
+    let a_ring = tmp.path().join("a.gpg");
+    std::fs::write(&a_ring, gpg.export_public(&a)).unwrap();
+    let b_ring = tmp.path().join("b.gpg");
+    std::fs::write(&b_ring, gpg.export_public(&b)).unwrap();
+    for (name, store) in &env.replicas {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for f in ["InRelease", "Release", "Release.gpg"] {
+            let body = store.get(&format!("dists/testing/{f}")).await.unwrap().0;
+            std::fs::write(dir.join(f), body).unwrap();
+        }
+        let keyring = store.get("keys/repo.gpg").await.unwrap().0;
+        assert_eq!(
+            signing::keyring_fingerprints(&keyring),
+            Ok(vec![a.clone(), b.clone()]),
+            "{name}"
+        );
+        for fpr in [&a, &b] {
+            assert!(
+                store.head(&format!("keys/{fpr}.gpg")).await.is_ok(),
+                "{name}"
+            );
+        }
+        let (text, sig) = split_inrelease(&dir.join("InRelease"));
+        for (who, ring) in [("a", &a_ring), ("b", &b_ring)] {
+            let (good, said) = gpgv(ring, &dir.join("InRelease"), None);
+            assert!(good, "{name}, {who}: {said}");
+            let (good, said) = gpgv(ring, &dir.join("Release.gpg"), Some(&dir.join("Release")));
+            assert!(good, "{name}, {who}: {said}");
+            let (good, said) = sqv(ring, &dir.join("Release.gpg"), &dir.join("Release"));
+            assert!(good, "{name}, {who}: {said}");
+            let (good, said) = sqv(ring, &sig, &text);
+            assert!(good, "{name}, {who}: {said}");
+        }
+    }
+
+    // A wrong passphrase: the invocation fails naming the secret, and no
+    // bucket changes.
+    let before = env.store.get("dists/testing/InRelease").await.unwrap().0;
+    let mut wrong = env.config.clone();
+    wrong.signing_key.0[1].passphrase = Some(raptr_core::config::Passphrase::Secret(
+        "raptr/gnupg/b-wrong".into(),
+    ));
+    write_config(&wrong).await;
+    env.upload("testing", "g2", &bundle("hello", "1.0-2")).await;
+    let e = env.handler.handle(stream_event()).await.unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("secret raptr/gnupg/b") && e.contains("does not unlock"),
+        "{e}"
+    );
+    assert_eq!(
+        env.store.get("dists/testing/InRelease").await.unwrap().0,
+        before
+    );
+    for (name, store) in &env.replicas {
+        assert!(
+            store
+                .head("pool/main/h/hello/1.0-2/hello_1.0-2_amd64.deb")
+                .await
+                .is_err(),
+            "{name}"
+        );
+    }
+    // Mended, the pending upload is published.
+    write_config(&env.config).await;
+    let answer = env.handler.handle(stream_event()).await.unwrap();
+    assert_eq!(answer["publish"]["generation"], 2, "{answer:#}");
 }

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
 use raptr_formats::deb::Limits;
 
+mod keys;
 mod publish;
 mod repo;
 mod scan;
@@ -101,14 +102,29 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
-    /// Make a new Ed25519 signing key pair: DIR/private.asc (secret),
-    /// DIR/repo.asc and DIR/repo.gpg (public).
+    /// Make a new signing key pair: DIR/private.asc (secret, readable by
+    /// its owner only), DIR/repo.asc and DIR/repo.gpg (public).
     Generate {
         /// The key's user id, e.g. "Example Repository <apt@example.com>".
         #[arg(long)]
         name: String,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// ed25519 (small and fast; every apt since Debian 9 verifies it),
+        /// rsa3072 or rsa4096.
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+    },
+    /// Print what a repository signs with (--repo R: fingerprints,
+    /// algorithms, expiry, and which files of the repository and of each
+    /// replica carry each key), or check key files before configuring
+    /// them (exit 1 if one would be refused).
+    Show {
+        /// Secret key files (armoured or binary, as GnuPG exports them).
+        files: Vec<PathBuf>,
+        /// A file whose first line is the passphrase of protected keys.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
@@ -152,8 +168,25 @@ fn main() -> ExitCode {
             with_repo(&cli.repo, |r| publish::verify(r, dry_run, cli.json))
         }
         Command::Key {
-            command: KeyCommand::Generate { name, out },
-        } => publish::key_generate(&name, &out, cli.json),
+            command:
+                KeyCommand::Generate {
+                    name,
+                    out,
+                    algorithm,
+                },
+        } => keys::generate(&name, &out, &algorithm, cli.json),
+        Command::Key {
+            command:
+                KeyCommand::Show {
+                    files,
+                    passphrase_file,
+                },
+        } => keys::show(
+            cli.repo.as_deref(),
+            &files,
+            passphrase_file.as_deref(),
+            cli.json,
+        ),
     };
     match result {
         Ok(code) => code,

@@ -1,96 +1,21 @@
-//! The publishing commands: `publish`, `purge`, `verify` on a repository,
-//! and `key generate`. A local repository's replicas are directories beside
+//! The publishing commands: `publish`, `purge`, `verify` on a repository. A local repository's replicas are directories beside
 //! it, named after their buckets; an `s3://` repository's are S3 buckets.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use raptr_core::config::{Config, SigningKey};
+use raptr_core::config::Config;
 use raptr_core::progress::Progress;
 use raptr_core::publish::{Publisher, Replica, Summary};
 use raptr_core::repo;
-use raptr_core::signing::{self, Signer};
 use raptr_store::fs::FsStore;
 use raptr_store::ObjectStore;
 
 use crate::repo::{open, repo_error, runtime, Opened};
 use crate::CliError;
 
-/// Where a local repository keeps a key file the configuration names.
-fn key_path(opened: &Opened, file: &str) -> PathBuf {
-    match &opened.dir {
-        Some(dir) if Path::new(file).is_relative() => dir.join(file),
-        _ => PathBuf::from(file),
-    }
-}
-
-/// Writes a file only its owner may read.
-fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| crate::io_error(parent, e))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| crate::io_error(path, e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| crate::io_error(path, e))
-}
-
-/// `init` on a local repository whose key file does not exist yet: makes
-/// one. Returns a line saying so.
-pub(crate) fn ensure_local_key(
-    opened: &Opened,
-    config: &Config,
-) -> Result<Option<String>, CliError> {
-    let (SigningKey::File(file), Some(dir)) = (&config.signing_key, &opened.dir) else {
-        return Ok(None);
-    };
-    let path = key_path(opened, file);
-    if path.exists() {
-        return Ok(None);
-    }
-    let name = format!(
-        "raptr repository {}",
-        std::fs::canonicalize(dir)
-            .unwrap_or_else(|_| dir.clone())
-            .display()
-    );
-    let (armored, signer) = signing::generate(&name).map_err(|e| CliError(e.to_string()))?;
-    write_private(&path, &armored)?;
-    Ok(Some(format!(
-        "generated signing key {} in {}",
-        signer.fingerprint(),
-        path.display()
-    )))
-}
-
-async fn signer(opened: &Opened, config: &Config) -> Result<Signer, CliError> {
-    match &config.signing_key {
-        SigningKey::File(file) => {
-            let path = key_path(opened, file);
-            let bytes = std::fs::read(&path).map_err(|e| {
-                CliError(format!(
-                    "{}: cannot read the signing key: {e}; make one with `raptr key generate`",
-                    path.display()
-                ))
-            })?;
-            Signer::from_secret(&bytes, &path.display().to_string())
-                .map_err(|e| CliError(e.to_string()))
-        }
-        SigningKey::Secret(name) => {
-            let text = raptr_aws::secret_string(name).await.map_err(CliError)?;
-            Signer::from_secret(text.as_bytes(), name).map_err(|e| CliError(e.to_string()))
-        }
-    }
-}
-
-async fn replicas(opened: &Opened, config: &Config) -> Result<Vec<Replica>, CliError> {
+pub(crate) async fn replicas(opened: &Opened, config: &Config) -> Result<Vec<Replica>, CliError> {
     let mut out = Vec::new();
     for r in &config.replicas {
         let store: Arc<dyn ObjectStore> = match &opened.dir {
@@ -125,7 +50,7 @@ async fn publisher(repo: &str) -> Result<Publisher, CliError> {
     let config = repo::load_config(opened.store.as_ref(), &opened.name)
         .await
         .map_err(repo_error)?;
-    let signer = signer(&opened, &config).await?;
+    let signer = crate::keys::signer(&opened, &config).await?;
     let replicas = replicas(&opened, &config).await?;
     let owner = format!("{}:{}", crate::repo::uploader(&opened), std::process::id());
     let mut publisher = Publisher::new(
@@ -253,33 +178,4 @@ pub fn verify(repo: &str, dry_run: bool, json: bool) -> Result<ExitCode, CliErro
             ExitCode::SUCCESS
         })
     })
-}
-
-pub fn key_generate(name: &str, out: &Path, json: bool) -> Result<ExitCode, CliError> {
-    let (armored, signer) = signing::generate(name).map_err(|e| CliError(e.to_string()))?;
-    std::fs::create_dir_all(out).map_err(|e| crate::io_error(out, e))?;
-    let private = out.join("private.asc");
-    write_private(&private, &armored)?;
-    let asc = out.join("repo.asc");
-    let gpg = out.join("repo.gpg");
-    std::fs::write(&asc, signer.public_asc()).map_err(|e| crate::io_error(&asc, e))?;
-    std::fs::write(&gpg, signer.public_gpg()).map_err(|e| crate::io_error(&gpg, e))?;
-    if json {
-        println!(
-            "{:#}",
-            serde_json::json!({
-                "fingerprint": signer.fingerprint(),
-                "private": private, "public_asc": asc, "public_gpg": gpg,
-            })
-        );
-    } else {
-        println!(
-            "key {}: secret {} (keep it private: store it in Secrets Manager, or name it as the repository's signing_key file), public {} and {}",
-            signer.fingerprint(),
-            private.display(),
-            asc.display(),
-            gpg.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

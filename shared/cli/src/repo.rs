@@ -118,11 +118,28 @@ pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, C
     };
     runtime()?.block_on(async {
         let opened = open(repo, true).await?;
-        let config = document.unwrap_or_else(|| Config::default_local(&opened.bucket));
+        let mut lines: Vec<String> = Vec::new();
+        let config = match document {
+            Some(c) => {
+                lines.extend(crate::keys::ensure_local_keys(&opened, &c)?);
+                c
+            }
+            None => match repo::load_config(opened.store.as_ref(), repo).await {
+                // Already initialised: nothing to make.
+                Ok(existing) => existing,
+                Err(_) => {
+                    let mut c = Config::default_local(&opened.bucket);
+                    if opened.dir.is_some() {
+                        lines.push(crate::keys::new_local_key(&opened, &mut c)?);
+                    }
+                    c
+                }
+            },
+        };
         let created = repo::init(opened.store.as_ref(), repo, &config)
             .await
             .map_err(repo_error)?;
-        let key = crate::publish::ensure_local_key(&opened, &config)?;
+        let key = (!lines.is_empty()).then(|| lines.join("\n"));
         let layout = config.primary_layout();
         let dists: Vec<&str> = layout.distributions.keys().map(String::as_str).collect();
         if json {

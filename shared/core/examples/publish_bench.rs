@@ -75,7 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )]);
     raptr_core::repo::init(store.as_ref(), &dir, &config).await?;
-    let (armored, _) = raptr_core::signing::generate("raptr bench <bench@example.com>")?;
+    let (armored, _) = raptr_core::signing::generate(
+        "raptr bench <bench@example.com>",
+        raptr_core::signing::Algorithm::Ed25519,
+    )?;
     std::fs::create_dir_all(repo.join("private"))?;
     std::fs::write(repo.join("private/signing-key.asc"), armored)?;
 

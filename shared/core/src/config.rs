@@ -18,6 +18,9 @@
 //!   "replicas": [ { "name": "eu", "bucket": "raptr-replica-eu", "region": "eu-west-1", "layout": "default" } ],
 //!   "release": { "origin": "raptr", "label": "raptr" },
 //!   "signing_key": { "secret": "raptr/signing-key" },
+//!   // or several, each signing everything (a rotation):
+//!   // "signing_key": [ { "secret": "raptr/old-key" },
+//!   //                  { "secret": "raptr/new-key", "passphrase": { "secret": "raptr/new-key-passphrase" } } ],
 //!   "retention": { "grace_period_hours": 48, "pending_timeout_hours": 24 }
 //! }
 //! ```
@@ -48,7 +51,8 @@ pub struct Config {
     #[serde(default)]
     pub replicas: Vec<Replica>,
     pub release: ReleaseIdentity,
-    pub signing_key: SigningKey,
+    /// One signing key, or a list of them (each signs everything).
+    pub signing_key: SigningKeys,
     #[serde(default)]
     pub retention: Retention,
 }
@@ -118,14 +122,127 @@ pub struct ReleaseIdentity {
     pub valid_for_days: Option<u32>,
 }
 
-/// Where the private signing key is.
+/// Where a private signing key is, and what unlocks it: exactly one of
+/// `secret` and `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// The name or ARN of an AWS Secrets Manager secret holding the
+    /// armoured key, or a JSON object `{"key": ARMOURED, "passphrase": P}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// A file (local repositories, or a file shipped with the function).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Where the passphrase of a protected key is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Passphrase>,
+}
+
+/// Where a signing key is (see [`SigningKey::place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyPlace<'a> {
+    Secret(&'a str),
+    File(&'a str),
+}
+
+impl SigningKey {
+    /// A key in a Secrets Manager secret.
+    pub fn secret(name: impl Into<String>) -> SigningKey {
+        SigningKey {
+            secret: Some(name.into()),
+            file: None,
+            passphrase: None,
+        }
+    }
+
+    /// A key in a file.
+    pub fn file(path: impl Into<String>) -> SigningKey {
+        SigningKey {
+            secret: None,
+            file: Some(path.into()),
+            passphrase: None,
+        }
+    }
+
+    /// Where the key is (a validated configuration names exactly one place).
+    pub fn place(&self) -> KeyPlace<'_> {
+        match (&self.secret, &self.file) {
+            (Some(s), _) => KeyPlace::Secret(s),
+            (None, Some(f)) => KeyPlace::File(f),
+            (None, None) => KeyPlace::File(""),
+        }
+    }
+}
+
+/// Where a key's passphrase is. Its first line is the passphrase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum SigningKey {
-    /// The name or ARN of an AWS Secrets Manager secret (in AWS).
+pub enum Passphrase {
+    /// Its own Secrets Manager secret.
     Secret(String),
-    /// A file of the repository's own (local repositories).
+    /// A file (local mode).
     File(String),
+    /// An environment variable.
+    Env(String),
+}
+
+/// The repository's signing keys: `signing_key` is one object or a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeys(pub Vec<SigningKey>);
+
+/// More keys than this is a mistake, not a rotation.
+pub const MAX_SIGNING_KEYS: usize = 8;
+
+impl SigningKeys {
+    pub fn one(key: SigningKey) -> SigningKeys {
+        SigningKeys(vec![key])
+    }
+
+    /// The path of key `i` in the document, for messages.
+    pub fn path(&self, i: usize) -> String {
+        if self.0.len() == 1 {
+            "signing_key".into()
+        } else {
+            format!("signing_key[{i}]")
+        }
+    }
+}
+
+impl Serialize for SigningKeys {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SigningKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> serde::de::Visitor<'de> for OneOrMany {
+            type Value = SigningKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a signing key object, or a list of them")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SigningKeys, A::Error> {
+                SigningKey::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SigningKeys::one)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<SigningKeys, A::Error> {
+                Vec::<SigningKey>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(SigningKeys)
+            }
+        }
+        d.deserialize_any(OneOrMany)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,7 +324,9 @@ impl Config {
 
     /// The configuration `raptr init` uses when given none: distributions
     /// `stable` and `testing`, component `main`, architectures `amd64`,
-    /// `arm64`, `i386` and `source`, no replicas, the key in the repository.
+    /// `arm64`, `i386` and `source`, no replicas. The signing key is a
+    /// placeholder file name: `raptr init` names the key it makes, kept
+    /// outside the repository's tree.
     pub fn default_local(bucket: &str) -> Config {
         let dist = Distribution {
             components: vec!["main".into()],
@@ -241,7 +360,7 @@ impl Config {
                 description: None,
                 valid_for_days: None,
             },
-            signing_key: SigningKey::File("private/signing-key.asc".into()),
+            signing_key: SigningKeys::one(SigningKey::file("signing-key.asc")),
             retention: Retention::default(),
         }
     }
@@ -368,11 +487,35 @@ impl Config {
         if self.release.valid_for_days == Some(0) {
             return fail("release.valid_for_days".into(), "must be at least 1".into());
         }
-        match &self.signing_key {
-            SigningKey::Secret(s) | SigningKey::File(s) if s.trim().is_empty() => {
-                return fail("signing_key".into(), "is empty".into());
+        let keys = &self.signing_key;
+        if keys.0.is_empty() || keys.0.len() > MAX_SIGNING_KEYS {
+            return fail(
+                "signing_key".into(),
+                format!("names {} keys; give 1 to {MAX_SIGNING_KEYS}", keys.0.len()),
+            );
+        }
+        let mut places = BTreeSet::new();
+        for (i, k) in keys.0.iter().enumerate() {
+            let path = keys.path(i);
+            match (&k.secret, &k.file) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return fail(path, "give exactly one of secret and file".into());
+                }
+                (Some(v), None) | (None, Some(v)) if v.trim().is_empty() => {
+                    return fail(path, "is empty".into());
+                }
+                _ => {}
             }
-            _ => {}
+            if !places.insert(k.place()) {
+                return fail(path, "names the same key as an earlier entry".into());
+            }
+            if let Some(Passphrase::Secret(v) | Passphrase::File(v) | Passphrase::Env(v)) =
+                &k.passphrase
+            {
+                if v.trim().is_empty() {
+                    return fail(format!("{path}.passphrase"), "is empty".into());
+                }
+            }
         }
         if self.retention.grace_period_hours == 0 {
             return fail(

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use raptr_core::config::{Config, SigningKey};
+use raptr_core::config::{Config, SigningKey, SigningKeys};
 use serde_json::{json, Value};
 
 fn good() -> Value {
@@ -224,8 +224,70 @@ fn bad() -> Vec<(&'static str, Value, &'static str, bool)> {
             true,
         ),
         (
-            "two signing keys",
+            "a key in two places",
             with("signing_key", Some(json!({"secret": "a", "file": "b"}))),
+            "signing_key",
+            true,
+        ),
+        (
+            "a key in no place",
+            with("signing_key", Some(json!({"passphrase": {"env": "P"}}))),
+            "signing_key",
+            true,
+        ),
+        (
+            "no signing key in the list",
+            with("signing_key", Some(json!([]))),
+            "signing_key",
+            true,
+        ),
+        (
+            "nine signing keys",
+            with(
+                "signing_key",
+                Some(json!((0..9)
+                    .map(|i| json!({"secret": format!("k{i}")}))
+                    .collect::<Vec<_>>())),
+            ),
+            "signing_key",
+            true,
+        ),
+        (
+            "a blank key in the list",
+            with("signing_key", Some(json!([{"secret": "a"}, {"file": ""}]))),
+            "signing_key[1]",
+            true,
+        ),
+        (
+            "the same key twice",
+            with(
+                "signing_key",
+                Some(json!([{"secret": "a"}, {"secret": "a"}])),
+            ),
+            "signing_key[1]",
+            false,
+        ),
+        (
+            "an empty passphrase place",
+            with(
+                "signing_key",
+                Some(json!({"secret": "a", "passphrase": {"file": " "}})),
+            ),
+            "signing_key.passphrase",
+            true,
+        ),
+        (
+            "an unknown passphrase place",
+            with(
+                "signing_key",
+                Some(json!({"secret": "a", "passphrase": {"vault": "x"}})),
+            ),
+            "line",
+            true,
+        ),
+        (
+            "a signing key that is a string",
+            with("signing_key", Some(json!("raptr/key"))),
             "line",
             true,
         ),
@@ -279,8 +341,22 @@ fn a_good_configuration_is_accepted() {
     assert_eq!(c.replicas.len(), 2);
     assert_eq!(
         c.signing_key,
-        SigningKey::Secret("arn:aws:secretsmanager:us-east-1:123456789012:secret:raptr".into())
+        SigningKeys::one(SigningKey::secret(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:raptr"
+        ))
     );
+    // Several keys, with passphrases from each kind of place.
+    let keys = json!([
+        {"secret": "raptr/old"},
+        {"secret": "raptr/new", "passphrase": {"secret": "raptr/new-passphrase"}},
+        {"file": "/etc/raptr/k.asc", "passphrase": {"file": "/etc/raptr/k.pass"}},
+        {"file": "/etc/raptr/j.asc", "passphrase": {"env": "RAPTR_J"}},
+    ]);
+    let c = parse(&with("signing_key", Some(keys.clone()))).expect("accepted");
+    assert_eq!(c.signing_key.0.len(), 4);
+    assert_eq!(c.signing_key.path(2), "signing_key[2]");
+    // It is written back as it was read: a list stays a list, one stays one.
+    assert_eq!(serde_json::to_value(&c).expect("json")["signing_key"], keys);
     // Defaults fill what is left out.
     let c = parse(&with("retention", None)).expect("accepted");
     assert_eq!(

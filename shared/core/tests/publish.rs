@@ -66,9 +66,12 @@ fn config() -> Config {
 fn key() -> Arc<Signer> {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let armored = KEY.get_or_init(|| {
-        signing::generate("raptr tests <tests@raptr.invalid>")
-            .unwrap()
-            .0
+        signing::generate(
+            "raptr tests <tests@raptr.invalid>",
+            signing::Algorithm::Ed25519,
+        )
+        .unwrap()
+        .0
     });
     Arc::new(Signer::from_secret(armored.as_bytes(), "test key").unwrap())
 }
@@ -1120,7 +1123,11 @@ async fn the_public_key_is_written_when_missing_or_new_and_left_alone_otherwise(
         w.signer.public_gpg()
     );
     // A new signing key replaces the published one everywhere, and signs.
-    let (armored, _) = signing::generate("raptr tests <next@raptr.invalid>").unwrap();
+    let (armored, _) = signing::generate(
+        "raptr tests <next@raptr.invalid>",
+        signing::Algorithm::Ed25519,
+    )
+    .unwrap();
     w.signer = Arc::new(Signer::from_secret(armored.as_bytes(), "next key").unwrap());
     w.upload("stable", "b4", &bundle("qux", "1.0-1")).await;
     w.publish().await;

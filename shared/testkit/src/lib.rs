@@ -6,6 +6,7 @@
 
 pub mod apt;
 pub mod faults;
+pub mod gnupg;
 
 use std::io::Write;
 

@@ -24,8 +24,14 @@ pub fn real_fixtures(kind: &str) -> PathBuf {
 }
 
 /// Runs `raptr` with arguments; returns its output.
+/// Keys `init` makes go under the test build's scratch directory, never
+/// the user's own key directory.
 pub fn raptr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_raptr"))
+        .env(
+            "RAPTR_KEY_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/keys"),
+        )
         .args(args)
         .output()
         .expect("raptr runs")
@@ -147,3 +153,20 @@ fn upstream_no_epoch(v: &str) -> &str {
 }
 
 pub use raptr_testkit::{ar, data_tar, deb_with_control, gzip, handmade_deb, tar, Entry};
+
+/// Standard output then standard error of a run, for assertions and their
+/// messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A run that must succeed; its [`text`].
+pub fn ok(out: Output) -> String {
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    t
+}

@@ -8,5 +8,6 @@ mod check;
 mod fixtures;
 mod ftparchive;
 mod hostile;
+mod keys;
 mod publish;
 mod repo;

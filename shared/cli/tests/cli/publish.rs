@@ -7,21 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use crate::fixtures::raptr;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: Output) -> String {
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{t}");
-    t
-}
+use crate::fixtures::{ok, raptr, text};
 
 /// apt-get in a sandbox under `root`, trusting only `signed-by`.
 fn apt(root: &Path, sources: &str, args: &[&str], cwd: &Path) -> Output {
@@ -63,6 +49,44 @@ fn key_generate_writes_a_private_and_a_public_key() {
         out_dir.to_str().expect("utf-8"),
     ]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(ok(raptr(&[
+        "key",
+        "show",
+        out_dir.join("private.asc").to_str().expect("utf-8")
+    ]))
+    .contains("(ed25519, the primary key signs)"));
+    // RSA for sites whose policy asks for it; nothing else.
+    let rsa_dir = tmp.path().join("rsa");
+    let t = ok(raptr(&[
+        "key",
+        "generate",
+        "--name",
+        "Example <apt@example.com>",
+        "--algorithm",
+        "rsa4096",
+        "--out",
+        rsa_dir.to_str().expect("utf-8"),
+    ]));
+    assert!(t.contains("(rsa4096)"), "{t}");
+    assert!(ok(raptr(&[
+        "key",
+        "show",
+        rsa_dir.join("private.asc").to_str().expect("utf-8")
+    ]))
+    .contains("(rsa4096, the primary key signs)"));
+    let dsa = raptr(&[
+        "key",
+        "generate",
+        "--name",
+        "x",
+        "--algorithm",
+        "dsa",
+        "--out",
+        tmp.path().join("dsa").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(dsa.status.code(), Some(2));
+    assert!(text(&dsa).contains("ed25519 (the default), rsa3072 or rsa4096"));
+    assert!(!tmp.path().join("dsa").exists());
 }
 
 #[test]
@@ -80,7 +104,7 @@ fn publish_then_apt_reads_the_replica() {
   "primary": { "bucket": "repo", "region": "local", "layout": "default" },
   "replicas": [ { "name": "mirror", "bucket": "replica-mirror", "region": "local", "layout": "default" } ],
   "release": { "origin": "raptr-tests", "label": "raptr tests" },
-  "signing_key": { "file": "private/signing-key.asc" }
+  "signing_key": { "file": "../secret/signing-key.asc" }
 }"#,
     )
     .expect("config");

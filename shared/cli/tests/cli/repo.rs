@@ -2,15 +2,7 @@
 
 use std::fs;
 
-use crate::fixtures::raptr;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::fixtures::{raptr, text};
 
 #[test]
 fn init_upload_and_request_on_a_directory() {

@@ -74,6 +74,21 @@ pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const KEY_ASC: &str = "keys/repo.asc";
 pub const KEY_GPG: &str = "keys/repo.gpg";
 
+/// `keys/<40 or 64 hex digits>.asc|.gpg`: one key's own file, which the
+/// publisher owns.
+fn is_key_file(key: &str) -> bool {
+    let Some(name) = key.strip_prefix("keys/") else {
+        return false;
+    };
+    let Some(stem) = name
+        .strip_suffix(".asc")
+        .or_else(|| name.strip_suffix(".gpg"))
+    else {
+        return false;
+    };
+    matches!(stem.len(), 40 | 64) && stem.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A publish that could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -471,7 +486,15 @@ impl Publisher {
     /// (see [`State::release_inputs`]).
     fn release_inputs(&self, dist: &str) -> Option<String> {
         let d = self.config.primary_layout().distributions.get(dist)?;
-        serde_json::to_string(&(d, &self.config.release)).ok()
+        // The keys that sign: adding or removing one signs every
+        // distribution again.
+        let keys: Vec<&str> = self
+            .signer
+            .keys()
+            .iter()
+            .map(|k| k.info.signing_fingerprint.as_str())
+            .collect();
+        serde_json::to_string(&(d, &self.config.release, keys)).ok()
     }
 
     /// A published distribution is signed again (published anew, indices
@@ -1101,19 +1124,55 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes the public key, in both forms, where it is missing or
-    /// differs (a new signing key); an unchanged key is not written again.
+    /// Publishes the public keys where they are missing or differ: every
+    /// key as one keyring in both forms (`keys/repo.asc`, `keys/repo.gpg`),
+    /// and each key on its own (`keys/<FINGERPRINT>.asc` and `.gpg`). A
+    /// key no longer configured loses its own files; an unchanged file is
+    /// not written again.
     async fn write_keys(&self, store: &dyn ObjectStore) -> Result<()> {
-        let asc = Bytes::from(self.signer.public_asc().to_string());
-        let gpg = Bytes::copy_from_slice(self.signer.public_gpg());
-        for (key, body) in [(KEY_ASC, asc), (KEY_GPG, gpg)] {
+        let mut files: Vec<(String, Bytes)> = vec![
+            (
+                KEY_ASC.into(),
+                Bytes::from(self.signer.public_asc().to_string()),
+            ),
+            (
+                KEY_GPG.into(),
+                Bytes::copy_from_slice(self.signer.public_gpg()),
+            ),
+        ];
+        for k in self.signer.keys() {
+            let fpr = &k.info.fingerprint;
+            files.push((format!("keys/{fpr}.asc"), Bytes::from(k.public_asc()?)));
+            files.push((
+                format!("keys/{fpr}.gpg"),
+                Bytes::copy_from_slice(k.public_gpg()),
+            ));
+        }
+        for (key, body) in &files {
             match store.get_limited(key, crate::limits::RELEASE).await {
                 Ok((stored, _)) if stored == body => continue,
                 Err(StoreError::TooLarge { .. }) => {}
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
-            put(store, key, body, "application/pgp-keys", CACHE_MUTABLE).await?;
+            put(
+                store,
+                key,
+                body.clone(),
+                "application/pgp-keys",
+                CACHE_MUTABLE,
+            )
+            .await?;
+        }
+        let stale: Vec<String> = store
+            .list("keys/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| is_key_file(k) && !files.iter().any(|(f, _)| f == k))
+            .collect();
+        if !stale.is_empty() {
+            store.delete_many(&stale).await?;
         }
         Ok(())
     }
