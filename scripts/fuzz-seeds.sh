@@ -16,7 +16,7 @@ fi
 scripts/fetch-fixtures.sh >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for t in control deb dsc changes request config manifest folder upload_key; do
+for t in control deb dsc changes request config manifest folder upload_key signing_key; do
   mkdir -p "$corpus/$t"
 done
 
@@ -79,7 +79,7 @@ done
 # writes: the sample bundle and a real Debian package uploaded with raptr.
 raptr=$(scripts/tools.sh)/raptr
 repo=$work/repo
-"$raptr" --repo "$repo" init >/dev/null
+RAPTR_KEY_DIR=$work/keys "$raptr" --repo "$repo" init >/dev/null
 "$raptr" --repo "$repo" upload testing/main "$work"/bundle/* >/dev/null 2>&1 || true
 for deb in .cache/fixtures/real/zlib1g_*.deb; do
   "$raptr" --repo "$repo" upload testing/main "$deb" >/dev/null 2>&1 || true
@@ -91,6 +91,24 @@ done
 find "$repo/reports/incoming" -mindepth 3 -maxdepth 3 -name '*.json' | while read -r f; do
   cp "$f" "$corpus/folder/$(echo "$f" | sha256sum | cut -c1-16).json"
 done
+# Signing keys as raptr and GnuPG make them, and what carries signatures.
+cp "$work"/keys/*.asc "$corpus/signing_key/"
+"$raptr" key generate --name "fuzz <fuzz@raptr.invalid>" --algorithm rsa3072 --out "$work/rsa" >/dev/null
+cp "$work/rsa/private.asc" "$corpus/signing_key/rsa3072.asc"
+cp "$work/rsa/repo.gpg" "$corpus/signing_key/rsa3072.pub.gpg"
+if command -v gpg >/dev/null; then
+  export GNUPGHOME="$work/gnupg"
+  mkdir -m 700 "$GNUPGHOME"
+  g=(gpg --batch --quiet --pinentry-mode loopback --passphrase "")
+  "${g[@]}" --quick-gen-key "fuzz <gpg@raptr.invalid>" ed25519 cert never
+  fpr=$(gpg --with-colons --list-keys gpg@raptr.invalid | awk -F: '/^fpr/ {print $10; exit}')
+  "${g[@]}" --quick-add-key "$fpr" ed25519 sign never
+  "${g[@]}" --export-secret-subkeys "$fpr" >"$corpus/signing_key/gnupg-subkey.gpg"
+  "${g[@]}" --armor --export-secret-keys "$fpr" >"$corpus/signing_key/gnupg.asc"
+fi
+"$raptr" --repo "$repo" publish >/dev/null
+cp "$repo/dists/testing/InRelease" "$corpus/signing_key/InRelease"
+cp "$repo/dists/testing/Release.gpg" "$corpus/signing_key/Release.gpg"
 touch "$corpus/.seeded"
 for t in "$corpus"/*/; do
   echo "fuzz seeds: $(basename "$t"): $(find "$t" -type f | wc -l) input(s)"
