@@ -12,6 +12,7 @@
 #   RAPTR_SIGNING_SECRET   ARN of the signing key's secret (required)
 #   RAPTR_MORE_SECRETS     comma-separated ARNs of further secrets: a second
 #                          signing key during a rotation, passphrase secrets
+#   RAPTR_UPLOAD_KEYRINGS  comma-separated ARNs of upload keyring secrets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { [ -n "${!1:-}" ] || { echo "deploy: set $1 (see scripts/deploy.sh)" >&2; exit 2; }; }
@@ -26,6 +27,6 @@ aws cloudformation deploy --template-file "$packaged" --stack-name "${RAPTR_STAC
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
   --parameter-overrides "PrimaryBucketName=$RAPTR_BUCKET" \
     "ReplicaBucketNames=$RAPTR_REPLICA_BUCKETS" "SigningKeySecretArn=$RAPTR_SIGNING_SECRET" \
-    "MoreSigningSecretArns=${RAPTR_MORE_SECRETS:-}"
+    "MoreSigningSecretArns=${RAPTR_MORE_SECRETS:-}" "UploadKeyringSecretArns=${RAPTR_UPLOAD_KEYRINGS:-}"
 aws cloudformation describe-stacks --stack-name "${RAPTR_STACK:-raptr}" \
   --query 'Stacks[0].Outputs' --output table

@@ -159,6 +159,7 @@ impl Dispatcher {
             bucket: target.bucket.clone(),
             store: store.clone(),
             journal: table.clone(),
+            keyrings: Some(raptr_aws::SecretReader(conf.clone())),
         };
         let publish = raptr_publish::Handler {
             bucket: target.bucket.clone(),

@@ -175,6 +175,7 @@ async fn main() {
         bucket: "local".into(),
         store,
         journal: table,
+        keyrings: None,
     };
     measure("local directory", handler, mib, bundles).await;
 
@@ -207,6 +208,7 @@ async fn main() {
         bucket: names.bucket.clone(),
         store,
         journal: table,
+        keyrings: None,
     };
     measure("S3 and DynamoDB on the emulator", handler, mib, bundles).await;
 }

@@ -191,6 +191,9 @@ pub struct Handler {
     pub bucket: String,
     pub store: Arc<dyn ObjectStore>,
     pub journal: Arc<dyn Journal>,
+    /// Reads distributions' upload keyrings (`upload_keyring`); without
+    /// it, a `.changes` for such a distribution is rejected as unverifiable.
+    pub keyrings: Option<raptr_aws::SecretReader>,
 }
 
 impl Handler {
@@ -208,7 +211,10 @@ impl Handler {
             tracing::error!(repository = %repo, error = %e, "configuration");
             HandlerError::Repository(e.to_string())
         })?;
-        let ingest = Ingest::new(self.store.clone(), self.journal.clone(), config);
+        let mut ingest = Ingest::new(self.store.clone(), self.journal.clone(), config);
+        if let Some(reader) = &self.keyrings {
+            ingest = ingest.with_keyrings(Arc::new(reader.clone()));
+        }
         let mut outcomes = Vec::new();
         let mut failures = Vec::new();
         let mut count = 0;

@@ -25,6 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bucket,
         store: Arc::new(store),
         journal: Arc::new(table),
+        keyrings: Some(raptr_aws::SecretReader(raptr_aws::load_config().await)),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let handler = handler.clone();

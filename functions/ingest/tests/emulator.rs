@@ -77,6 +77,7 @@ async fn env(tag: &str) -> Env {
         bucket: names.bucket.clone(),
         store: store.clone(),
         journal: table.clone(),
+        keyrings: Some(raptr_aws::SecretReader(conf.clone())),
     };
     Env {
         emu,
@@ -751,4 +752,91 @@ async fn the_function_binary_answers_lambda_per_record_on_the_wire() {
         "a payload that is no batch was answered as a success: {said}"
     );
     assert!(said.contains("Records"), "{said}");
+}
+
+/// A distribution whose uploads must be signed, with its keyring in
+/// Secrets Manager: the function reads it, takes the folder whose
+/// `.changes` a keyring key signed (made by GnuPG, `gpg --clearsign` as
+/// debsign does), and rejects, whole, the folder whose `.changes` is
+/// signed by another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_uploads_are_checked_against_a_keyring_in_secrets_manager() {
+    use raptr_testkit::gnupg::Gpg;
+    let e = env("signed").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let gpg = Gpg::new(tmp.path());
+    let team = gpg.generate(
+        "Team <team@raptr.invalid>",
+        "ed25519",
+        "sign,cert",
+        "never",
+        "",
+        &[],
+    );
+    let other = gpg.generate(
+        "Other <other@raptr.invalid>",
+        "ed25519",
+        "sign,cert",
+        "never",
+        "",
+        &[],
+    );
+    let armored = gpg
+        .gpg("")
+        .args(["--armor", "--export", &team])
+        .output()
+        .unwrap()
+        .stdout;
+    let conf = &e.handler.keyrings.as_ref().unwrap().0;
+    aws_sdk_secretsmanager::Client::new(conf)
+        .create_secret()
+        .name("raptr/ingest-signed/uploaders")
+        .secret_string(String::from_utf8(armored).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut config = Config::default_local(&e.bucket);
+    config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .get_mut("testing")
+        .unwrap()
+        .upload_keyring = Some(raptr_core::config::Keyring {
+        secret: Some("raptr/ingest-signed/uploaders".into()),
+        file: None,
+    });
+    e.store
+        .put(
+            raptr_core::keys::CONFIG_KEY,
+            Bytes::from(serde_json::to_vec(&config).unwrap()),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mut folders = Vec::new();
+    for (id, who) in [("ours", &team), ("theirs", &other)] {
+        let mut files = hello_bundle();
+        let (name, text) = changes("hello", "1.0-1", "testing", &files);
+        files.push((name, gpg.clearsign(who, &text)));
+        let folder = format!("incoming/testing/main/{id}");
+        e.put_all(&folder, &files).await;
+        folders.push((folder, files));
+    }
+    e.deliver(3).await;
+    for (name, _) in &folders[0].1 {
+        let key = format!("{}/{name}", folders[0].0);
+        assert_eq!(e.status(&key).await, Status::Accepted, "{key}");
+    }
+    for (name, _) in &folders[1].1 {
+        let key = format!("{}/{name}", folders[1].0);
+        let report = e.report(&key).await;
+        assert_eq!(report.status, Some(Status::Rejected), "{key}");
+        let why = report.reason.unwrap_or_default();
+        assert!(
+            why.contains("signed by a key of its upload keyring"),
+            "{key}: {why}"
+        );
+    }
 }

@@ -202,22 +202,6 @@ pub fn sweep_min_age_from_env() -> Result<Option<Duration>, String> {
         })
 }
 
-/// Reads signing keys and passphrases: secrets from Secrets Manager, files
-/// from the function's file system.
-struct KeyReader<'a>(&'a aws_config::SdkConfig);
-
-#[async_trait::async_trait]
-impl load::Reader for KeyReader<'_> {
-    async fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        raptr_aws::secret_string_with(self.0, name)
-            .await
-            .map(|s| zeroize::Zeroizing::new(s.into_bytes()))
-    }
-    fn file(&self, path: &str, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        load::read_file(std::path::Path::new(path), limit)
-    }
-}
-
 /// A failure worth a retry (or a configuration to fix): the message names
 /// what failed.
 #[derive(Debug, thiserror::Error)]
@@ -235,9 +219,12 @@ impl Handler {
                 return Ok(signer.clone());
             }
         }
-        let signer = load::load(&config.signing_key, &KeyReader(&self.aws.conf))
-            .await
-            .map_err(|e| HandlerError(e.to_string()))?;
+        let signer = load::load(
+            &config.signing_key,
+            &raptr_aws::SecretReader(self.aws.conf.clone()),
+        )
+        .await
+        .map_err(|e| HandlerError(e.to_string()))?;
         for k in signer.keys() {
             for w in &k.info.warnings {
                 tracing::warn!(key = %k.info.fingerprint, "{w}");
@@ -309,7 +296,8 @@ impl Handler {
         // that the error is seen and the schedule's retry sweeps again.
         let mut sweep_error = None;
         if matches!(task, Task::Scheduled | Task::Sweep) {
-            let mut ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone());
+            let mut ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone())
+                .with_keyrings(Arc::new(raptr_aws::SecretReader(self.aws.conf.clone())));
             if let Some(age) = self.sweep_min_age {
                 ingest = ingest.with_sweep_min_age(age.as_secs());
             }

@@ -152,6 +152,24 @@ pub async fn secret_string_with(conf: &SdkConfig, name: &str) -> Result<String, 
     Err(format!("secret {name}: has no value"))
 }
 
+/// Reads what a configuration names for signing and verifying: secrets
+/// from Secrets Manager, files from the local file system (a Lambda
+/// function's own files).
+#[derive(Debug, Clone)]
+pub struct SecretReader(pub SdkConfig);
+
+#[async_trait::async_trait]
+impl raptr_core::signing::load::Reader for SecretReader {
+    async fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        secret_string_with(&self.0, name)
+            .await
+            .map(|s| zeroize::Zeroizing::new(s.into_bytes()))
+    }
+    fn file(&self, path: &str, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        raptr_core::signing::load::read_file(std::path::Path::new(path), limit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::decode_event_key;

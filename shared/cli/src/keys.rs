@@ -168,6 +168,27 @@ pub(crate) fn ensure_local_keys(opened: &Opened, config: &Config) -> Result<Vec<
 /// relative to a local repository (and never inside it).
 struct CliReader<'a>(&'a Opened);
 
+/// Reads distributions' upload keyrings (public keys, so they may live
+/// anywhere): secrets from Secrets Manager, files relative to a local
+/// repository's directory.
+pub(crate) struct KeyringReader(pub Option<PathBuf>);
+
+#[async_trait::async_trait]
+impl load::Reader for KeyringReader {
+    async fn secret(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+        raptr_aws::secret_string(name)
+            .await
+            .map(|s| Zeroizing::new(s.into_bytes()))
+    }
+    fn file(&self, path: &str, limit: u64) -> Result<Zeroizing<Vec<u8>>, String> {
+        let full = match &self.0 {
+            Some(dir) if Path::new(path).is_relative() => dir.join(path),
+            _ => PathBuf::from(path),
+        };
+        load::read_file(&full, limit).map_err(|e| format!("{}: {e}", full.display()))
+    }
+}
+
 #[async_trait::async_trait]
 impl load::Reader for CliReader<'_> {
     async fn secret(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, String> {

@@ -89,11 +89,10 @@ async fn ingest_for(opened: &Opened) -> Result<Ingest, CliError> {
     let config = repo::load_config(opened.store.as_ref(), &opened.name)
         .await
         .map_err(repo_error)?;
-    Ok(Ingest::new(
-        opened.store.clone(),
-        opened.journal.clone(),
-        config,
-    ))
+    Ok(
+        Ingest::new(opened.store.clone(), opened.journal.clone(), config)
+            .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone()))),
+    )
 }
 
 pub(crate) fn uploader(opened: &Opened) -> String {

@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     suite: None,
                     xz: false,
                     uploads: true,
+                    upload_keyring: None,
                 },
             )]),
         },

@@ -83,6 +83,32 @@ pub struct Distribution {
     /// requests); uploads under `incoming/<it>/` are rejected.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub uploads: bool,
+    /// Uploads must come with a `.changes` signed by a key of this keyring
+    /// (OpenPGP public keys, armoured or binary, in a secret or a file),
+    /// listing every file of the upload folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_keyring: Option<Keyring>,
+}
+
+/// Where a keyring of public keys is: exactly one of `secret` and `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keyring {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl Keyring {
+    /// Where it is (a validated configuration names exactly one place).
+    pub fn place(&self) -> KeyPlace<'_> {
+        match (&self.secret, &self.file) {
+            (Some(s), _) => KeyPlace::Secret(s),
+            (None, Some(f)) => KeyPlace::File(f),
+            (None, None) => KeyPlace::File(""),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -337,6 +363,7 @@ impl Config {
             suite: None,
             xz: false,
             uploads: true,
+            upload_keyring: None,
         };
         Config {
             layouts: BTreeMap::from([(
@@ -413,6 +440,26 @@ impl Config {
                     "architecture (a Debian architecture or `source`; `all` is implied)",
                 )
                 .or_else(|(p, m)| fail(p, m))?;
+                if let Some(k) = &dist.upload_keyring {
+                    match (&k.secret, &k.file) {
+                        (Some(v), None) | (None, Some(v)) if !v.trim().is_empty() => {}
+                        (Some(_), None) | (None, Some(_)) => {
+                            return fail(format!("{at}.upload_keyring"), "is empty".into());
+                        }
+                        _ => {
+                            return fail(
+                                format!("{at}.upload_keyring"),
+                                "give exactly one of secret and file".into(),
+                            );
+                        }
+                    }
+                    if !dist.uploads {
+                        return fail(
+                            format!("{at}.upload_keyring"),
+                            "the distribution takes no uploads (\"uploads\": false)".into(),
+                        );
+                    }
+                }
                 for (field, value) in [("codename", &dist.codename), ("suite", &dist.suite)] {
                     if let Some(v) = value {
                         if !valid_name(v) {

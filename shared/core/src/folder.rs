@@ -95,6 +95,10 @@ pub struct Found {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
+    /// A `.changes` verified against its distribution's upload keyring:
+    /// the fingerprint of the key that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 impl Found {
@@ -109,6 +113,7 @@ impl Found {
             document: None,
             source: r.source.clone(),
             source_version: r.source_version.clone(),
+            signed_by: None,
         };
         match &r.parsed {
             Parsed::Deb(d) => {

@@ -160,6 +160,18 @@ pub struct Ingest {
     config: Arc<Config>,
     limits: Limits,
     sweep_min_age: u64,
+    /// Reads distributions' upload keyrings (secrets, files).
+    keyrings: Option<KeyringReader>,
+}
+
+/// What reads upload keyrings.
+#[derive(Clone)]
+struct KeyringReader(Arc<dyn crate::signing::load::Reader>);
+
+impl std::fmt::Debug for KeyringReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyringReader")
+    }
 }
 
 /// What an executed decision came to.
@@ -182,7 +194,61 @@ impl Ingest {
             config: Arc::new(config),
             limits: Limits::default(),
             sweep_min_age: SWEEP_MIN_AGE_SECONDS,
+            keyrings: None,
         }
+    }
+
+    /// Reads distributions' `upload_keyring`s through `reader`. Without
+    /// one, a `.changes` for such a distribution is rejected as unverifiable.
+    pub fn with_keyrings(mut self, reader: Arc<dyn crate::signing::load::Reader>) -> Ingest {
+        self.keyrings = Some(KeyringReader(reader));
+        self
+    }
+
+    /// The fingerprint of the upload keyring's key that signed the `.changes`
+    /// `doc` (`Ok(Ok)`), why it is not accepted (`Ok(Err)`), or a failure
+    /// to read the keyring that may pass (`Err`).
+    async fn check_signature(
+        &self,
+        keyring: &crate::config::Keyring,
+        dist_name: &str,
+        doc: Option<&str>,
+    ) -> Result<std::result::Result<String, String>> {
+        use crate::config::KeyPlace;
+        let rule = format!(
+            "{dist_name} takes only uploads whose .changes is signed by a key of its upload keyring"
+        );
+        let Some(doc) = doc else {
+            return Ok(Err(format!("{rule}, and this one is not text")));
+        };
+        let Some(KeyringReader(reader)) = &self.keyrings else {
+            return Ok(Err(format!(
+                "{rule}, and this ingest cannot read keyrings (tell the repository's operator)"
+            )));
+        };
+        let (bytes, source) = match keyring.place() {
+            KeyPlace::Secret(n) => (reader.secret(n).await, format!("secret {n}")),
+            KeyPlace::File(f) => (
+                reader.file(f, crate::signing::keyring::MAX_KEYRING_BYTES),
+                f.to_string(),
+            ),
+        };
+        let bytes = bytes.map_err(|e| IngestError::Io(format!("upload keyring {source}: {e}")))?;
+        let ring = match crate::signing::keyring::Keyring::parse(&bytes, &source) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "{rule}, and the keyring cannot be read ({e}; tell the repository's operator)"
+                )))
+            }
+        };
+        let parsed = match raptr_formats::signed::strip_signature(doc) {
+            Ok(c) => c.text,
+            Err(e) => return Ok(Err(format!("{rule}: {e}"))),
+        };
+        Ok(ring
+            .verify_document(doc, &parsed)
+            .map_err(|why| format!("{rule}: {why}")))
     }
 
     /// Makes the sweep leave objects younger than `seconds` to their events
@@ -295,6 +361,13 @@ impl Ingest {
             ));
         };
         let kind = result.kind;
+        let signature = match (&dist.upload_keyring, kind) {
+            (Some(ring), Kind::Changes) if result.status != Status::Rejected => Some(
+                self.check_signature(ring, &uk.distribution, document.as_deref())
+                    .await?,
+            ),
+            _ => None,
+        };
         // A .changes already in the folder makes it all-or-nothing, even if
         // its own event has not been handled yet.
         let changes_seen = if kind == Kind::Changes {
@@ -318,7 +391,15 @@ impl Ingest {
             journal_seq: None,
             uploader: event.uploader.clone(),
             seen_at: rfc3339(now_ms()),
-            found: Found::from_result(&result, document),
+            found: {
+                let mut found = Found::from_result(&result, document);
+                match signature {
+                    Some(Ok(fpr)) => found.signed_by = Some(fpr),
+                    Some(Err(why)) => found.invalid = Some(why),
+                    None => {}
+                }
+                found
+            },
         };
         let (folder, changed) = self
             .update_folder(&uk, |folder| {
@@ -1224,8 +1305,12 @@ pub fn decide(folder: &mut Folder, dist: &Distribution) -> Vec<String> {
         .files
         .iter()
         .find(|f| f.kind == Kind::Changes && f.status == Status::Rejected)
-        .map(|f| f.file.clone());
+        .map(|f| (f.file.clone(), f.reason.clone().unwrap_or_default()));
     let has_changes = folder.files.values().any(|e| e.kind == Kind::Changes);
+    let signed = folder
+        .files
+        .values()
+        .any(|e| e.kind == Kind::Changes && e.found.signed_by.is_some());
     let mut changed = Vec::new();
     for f in &report.files {
         let Some(e) = folder.files.get_mut(&f.file) else {
@@ -1236,10 +1321,10 @@ pub fn decide(folder: &mut Folder, dist: &Distribution) -> Vec<String> {
         }
         let (mut status, mut reason) = (f.status, f.reason.clone());
         if status != Status::Rejected {
-            if let Some(c) = &rejected_changes {
+            if let Some((c, why)) = &rejected_changes {
                 status = Status::Rejected;
                 reason = Some(format!(
-                    "{}: {c} was rejected, and it makes the folder all-or-nothing",
+                    "{}: {c} was rejected, and it makes the folder all-or-nothing ({why})",
                     f.file
                 ));
             } else if let (Some(c), false) = (&folder.awaiting_changes, has_changes) {
@@ -1247,6 +1332,13 @@ pub fn decide(folder: &mut Folder, dist: &Distribution) -> Vec<String> {
                 reason = Some(format!(
                     "{}: waiting for {c}, which makes the folder all-or-nothing, to be processed",
                     f.file
+                ));
+            } else if dist.upload_keyring.is_some() && !signed {
+                status = Status::Pending;
+                reason = Some(format!(
+                    "{}: {} takes only uploads whose .changes is signed by a key of its upload keyring \
+                     and lists every file; waiting for one",
+                    f.file, folder.distribution
                 ));
             }
         }

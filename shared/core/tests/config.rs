@@ -224,6 +224,33 @@ fn bad() -> Vec<(&'static str, Value, &'static str, bool)> {
             true,
         ),
         (
+            "an upload keyring in two places",
+            with(
+                "layouts.default.distributions.stable.upload_keyring",
+                Some(json!({"secret": "a", "file": "b"})),
+            ),
+            "layouts.default.distributions.stable.upload_keyring",
+            true,
+        ),
+        (
+            "an empty upload keyring",
+            with(
+                "layouts.default.distributions.stable.upload_keyring",
+                Some(json!({"file": " "})),
+            ),
+            "layouts.default.distributions.stable.upload_keyring",
+            true,
+        ),
+        (
+            "an upload keyring of a distribution closed to uploads",
+            with(
+                "layouts.default.distributions.testing.upload_keyring",
+                Some(json!({"secret": "raptr/uploaders"})),
+            ),
+            "layouts.default.distributions.testing.upload_keyring",
+            false,
+        ),
+        (
             "a key in two places",
             with("signing_key", Some(json!({"secret": "a", "file": "b"}))),
             "signing_key",
@@ -344,6 +371,19 @@ fn a_good_configuration_is_accepted() {
         SigningKeys::one(SigningKey::secret(
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:raptr"
         ))
+    );
+    // An upload keyring.
+    let c = parse(&with(
+        "layouts.default.distributions.stable.upload_keyring",
+        Some(json!({"secret": "raptr/uploaders"})),
+    ))
+    .expect("accepted");
+    assert_eq!(
+        c.layouts["default"].distributions["stable"]
+            .upload_keyring
+            .as_ref()
+            .and_then(|k| k.secret.as_deref()),
+        Some("raptr/uploaders")
     );
     // Several keys, with passphrases from each kind of place.
     let keys = json!([

@@ -1092,3 +1092,194 @@ async fn a_distribution_closed_to_uploads_takes_only_promotions() {
         "{changes:?}"
     );
 }
+
+impl Repo {
+    /// Each file's report in `folder`: key, status, reason.
+    async fn statuses(
+        &self,
+        folder: &str,
+        files: &[File],
+    ) -> Vec<(String, Option<Status>, String)> {
+        let mut out = Vec::new();
+        for (n, _) in files {
+            let k = format!("{folder}/{n}");
+            let rep = self.report(&k).await;
+            out.push((k, rep.status, rep.reason.unwrap_or_default()));
+        }
+        out
+    }
+}
+
+/// Reads upload keyrings from files, as the CLI does.
+struct Files;
+
+#[async_trait::async_trait]
+impl raptr_core::signing::load::Reader for Files {
+    async fn secret(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        Err(format!("no secret {name} in this test"))
+    }
+    fn file(&self, path: &str, limit: u64) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        raptr_core::signing::load::read_file(std::path::Path::new(path), limit)
+    }
+}
+
+/// A distribution with an upload keyring takes a folder only with a
+/// `.changes` signed by a keyring key (primary or signing subkey, made by
+/// GnuPG) listing every file. Unsigned, signed by another key, altered
+/// after signing, or missing (pending, then rejected by the sweep): every
+/// file of the folder is rejected, and the reason names the rule.
+#[tokio::test]
+async fn signed_uploads_need_a_changes_signed_by_the_keyring() {
+    use raptr_testkit::gnupg::Gpg;
+    let r = repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let gpg = Gpg::new(tmp.path());
+    let uploader = gpg.generate(
+        "Up <up@raptr.invalid>",
+        "ed25519",
+        "sign,cert",
+        "never",
+        "",
+        &[],
+    );
+    let ci = gpg.generate("CI <ci@raptr.invalid>", "rsa3072", "cert", "never", "", &[]);
+    gpg.add_subkey(&ci, "rsa3072", "sign", "");
+    let stranger = gpg.generate(
+        "Stranger <s@raptr.invalid>",
+        "ed25519",
+        "sign,cert",
+        "never",
+        "",
+        &[],
+    );
+    // The keyring: the uploader armoured, the CI key binary, one file.
+    let ring = tmp.path().join("uploaders.keyring");
+    let mut bytes = gpg.export_public(&ci);
+    bytes.extend(
+        gpg.gpg("")
+            .args(["--armor", "--export", &uploader])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    std::fs::write(&ring, &bytes).unwrap();
+    let mut config = Config::default_local("repo");
+    let testing = config
+        .layouts
+        .get_mut("default")
+        .unwrap()
+        .distributions
+        .get_mut("testing")
+        .unwrap();
+    testing.upload_keyring = Some(raptr_core::config::Keyring {
+        secret: None,
+        file: Some(ring.display().to_string()),
+    });
+    config.validate("test").unwrap();
+    let ingest =
+        Ingest::new(r.store.clone(), r.table.clone(), config).with_keyrings(Arc::new(Files));
+    let r = Repo { ingest, ..r };
+    let bundle = |v: &str| {
+        let mut files = source_package("hello", v, &["hello"]);
+        files.push((
+            deb_name("hello", v, "amd64"),
+            deb("hello", v, "amd64", None, v),
+        ));
+        files
+    };
+    let signed = |who: &str, files: &[File], v: &str| {
+        let (name, text) = changes("hello", v, "testing", files);
+        (name, gpg.clearsign(who, &text))
+    };
+
+    // Signed by a keyring key (its primary; then a signing subkey): accepted.
+    for (i, who) in [&uploader, &ci].into_iter().enumerate() {
+        let v = format!("1.0-{}", i + 1);
+        let mut files = bundle(&v);
+        files.push(signed(who, &files, &v));
+        let folder = format!("incoming/testing/main/good{i}");
+        r.upload(&folder, &files, 7 + i as u64).await;
+        for (k, status, why) in r.statuses(&folder, &files).await {
+            let changes_why = r
+                .report(&format!("{folder}/hello_{v}_amd64.changes"))
+                .await
+                .reason;
+            assert_eq!(
+                status,
+                Some(Status::Accepted),
+                "{k}: {why} / {changes_why:?}"
+            );
+        }
+    }
+
+    // Refused: unsigned, by a stranger, altered after signing.
+    let v = "2.0-1";
+    let files = bundle(v);
+    let (cname, unsigned) = changes("hello", v, "testing", &files);
+    let (_, by_stranger) = signed(&stranger, &files, v);
+    let (_, good) = signed(&uploader, &files, v);
+    let altered = String::from_utf8(good)
+        .unwrap()
+        .replace("urgency=low", "urgency=high")
+        .into_bytes();
+    for (i, (what, doc, expect)) in [
+        ("unsigned", unsigned, "it is not signed"),
+        ("stranger", by_stranger, "not a usable key of the keyring"),
+        ("altered", altered, "not a usable key of the keyring"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut files = files.clone();
+        files.push((cname.clone(), doc));
+        let folder = format!("incoming/testing/main/bad{i}");
+        r.upload(&folder, &files, 11 + i as u64).await;
+        for (k, status, why) in r.statuses(&folder, &files).await {
+            assert_eq!(status, Some(Status::Rejected), "{what}: {k}: {why}");
+            assert!(
+                why.contains("signed by a key of its upload keyring"),
+                "{what}: {k}: {why}"
+            );
+            if k.ends_with(".changes") {
+                assert!(why.contains(expect), "{what}: {k}: {why}");
+            }
+        }
+    }
+
+    // No .changes at all: pending, then rejected by the sweep.
+    let folder = "incoming/testing/main/none";
+    let files = bundle("3.0-1");
+    r.upload(folder, &files, 5).await;
+    for (k, status, why) in r.statuses(folder, &files).await {
+        assert_eq!(status, Some(Status::Pending), "{k}: {why}");
+        assert!(why.contains("waiting for one"), "{k}: {why}");
+    }
+    let later = raptr_core::time::now_ms() + 25 * 3_600_000;
+    r.ingest.sweep(later).await.unwrap();
+    for (k, status, why) in r.statuses(folder, &files).await {
+        assert_eq!(status, Some(Status::Rejected), "{k}: {why}");
+        assert!(
+            why.contains("signed by a key of its upload keyring"),
+            "{k}: {why}"
+        );
+    }
+    // Only the two signed bundles reached the journal; stable, without a
+    // keyring, still takes unsigned uploads.
+    let journaled: std::collections::BTreeSet<String> = r
+        .pending_changes()
+        .await
+        .iter()
+        .flat_map(|c| c.versions.clone())
+        .collect();
+    assert_eq!(
+        journaled,
+        ["1.0-1", "1.0-2"].map(String::from).into_iter().collect()
+    );
+    let free = format!(
+        "incoming/stable/main/free/{}",
+        deb_name("hello", "4.0-1", "amd64")
+    );
+    r.put(&free, &deb("hello", "4.0-1", "amd64", None, "f"))
+        .await;
+    assert_eq!(r.event(&free).await.status, Some(Status::Accepted));
+}

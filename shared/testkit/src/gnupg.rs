@@ -138,6 +138,38 @@ impl Gpg {
         .stdout
     }
 
+    /// `gpg --clearsign` of `text` by `who` (as `debsign` signs a `.changes`).
+    pub fn clearsign(&self, who: &str, text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = self
+            .gpg("")
+            .args([
+                "--local-user",
+                who,
+                "--digest-algo",
+                "SHA256",
+                "--clearsign",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text)
+            .expect("write");
+        let out = child.wait_with_output().expect("gpg --clearsign");
+        assert!(
+            out.status.success(),
+            "gpg --clearsign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// `gpg --export` (binary): a keyring for `signed-by`.
     pub fn export_public(&self, who: &str) -> Vec<u8> {
         run(self.gpg("").args(["--export", who]), "gpg --export").stdout

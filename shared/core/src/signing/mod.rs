@@ -8,6 +8,7 @@
 //! subkeys, passphrases); [`load`] finds them where the configuration says.
 
 pub mod key;
+pub mod keyring;
 pub mod load;
 
 use pgp::composed::{
