@@ -278,17 +278,20 @@ fn describe(info: &KeyInfo) -> Vec<String> {
 }
 
 /// `key show FILE...`: each file's key, checked as a publish would.
-fn show_files(files: &[PathBuf], passphrase_file: Option<&Path>, json: bool) -> ExitCode {
-    let passphrase: Option<Zeroizing<String>> = passphrase_file.map(|p| {
-        Zeroizing::new(
-            std::fs::read_to_string(p)
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        )
-    });
+fn show_files(
+    files: &[PathBuf],
+    passphrase_file: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let passphrase: Option<Zeroizing<String>> = match passphrase_file {
+        Some(p) => {
+            let what = format!("passphrase file {}", p.display());
+            let bytes =
+                load::read_file(p, 64 << 10).map_err(|e| CliError(format!("{what}: {e}")))?;
+            Some(load::first_line(&bytes, &what).map_err(CliError)?)
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     let mut refused = false;
     for f in files {
@@ -321,11 +324,11 @@ fn show_files(files: &[PathBuf], passphrase_file: Option<&Path>, json: bool) -> 
     if json {
         println!("{:#}", serde_json::json!({ "keys": out }));
     }
-    if refused {
+    Ok(if refused {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 /// Which of a bucket's signed files and key files carry which keys.
@@ -461,7 +464,7 @@ pub fn show(
     json: bool,
 ) -> Result<ExitCode, CliError> {
     match (repo, files.is_empty()) {
-        (_, false) => Ok(show_files(files, passphrase_file, json)),
+        (_, false) => show_files(files, passphrase_file, json),
         (Some(r), true) => show_repo(r, json),
         (None, true) => Err(CliError(
             "key show needs key files, or --repo DIR|s3://BUCKET for a repository's keys".into(),

@@ -103,11 +103,7 @@ pub struct Keyring {
 impl Keyring {
     /// Where it is (a validated configuration names exactly one place).
     pub fn place(&self) -> KeyPlace<'_> {
-        match (&self.secret, &self.file) {
-            (Some(s), _) => KeyPlace::Secret(s),
-            (None, Some(f)) => KeyPlace::File(f),
-            (None, None) => KeyPlace::File(""),
-        }
+        KeyPlace::of(&self.secret, &self.file)
     }
 }
 
@@ -172,6 +168,25 @@ pub enum KeyPlace<'a> {
     File(&'a str),
 }
 
+impl<'a> KeyPlace<'a> {
+    fn of(secret: &'a Option<String>, file: &'a Option<String>) -> KeyPlace<'a> {
+        match (secret, file) {
+            (Some(s), _) => KeyPlace::Secret(s),
+            (None, Some(f)) => KeyPlace::File(f),
+            (None, None) => KeyPlace::File(""),
+        }
+    }
+
+    /// Why a `secret`/`file` pair does not name exactly one place.
+    fn problem(secret: &Option<String>, file: &Option<String>) -> Option<&'static str> {
+        match (secret, file) {
+            (Some(_), Some(_)) | (None, None) => Some("give exactly one of secret and file"),
+            (Some(v), None) | (None, Some(v)) if v.trim().is_empty() => Some("is empty"),
+            _ => None,
+        }
+    }
+}
+
 impl SigningKey {
     /// A key in a Secrets Manager secret.
     pub fn secret(name: impl Into<String>) -> SigningKey {
@@ -193,11 +208,7 @@ impl SigningKey {
 
     /// Where the key is (a validated configuration names exactly one place).
     pub fn place(&self) -> KeyPlace<'_> {
-        match (&self.secret, &self.file) {
-            (Some(s), _) => KeyPlace::Secret(s),
-            (None, Some(f)) => KeyPlace::File(f),
-            (None, None) => KeyPlace::File(""),
-        }
+        KeyPlace::of(&self.secret, &self.file)
     }
 }
 
@@ -441,17 +452,8 @@ impl Config {
                 )
                 .or_else(|(p, m)| fail(p, m))?;
                 if let Some(k) = &dist.upload_keyring {
-                    match (&k.secret, &k.file) {
-                        (Some(v), None) | (None, Some(v)) if !v.trim().is_empty() => {}
-                        (Some(_), None) | (None, Some(_)) => {
-                            return fail(format!("{at}.upload_keyring"), "is empty".into());
-                        }
-                        _ => {
-                            return fail(
-                                format!("{at}.upload_keyring"),
-                                "give exactly one of secret and file".into(),
-                            );
-                        }
+                    if let Some(why) = KeyPlace::problem(&k.secret, &k.file) {
+                        return fail(format!("{at}.upload_keyring"), why.into());
                     }
                     if !dist.uploads {
                         return fail(
@@ -544,14 +546,8 @@ impl Config {
         let mut places = BTreeSet::new();
         for (i, k) in keys.0.iter().enumerate() {
             let path = keys.path(i);
-            match (&k.secret, &k.file) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return fail(path, "give exactly one of secret and file".into());
-                }
-                (Some(v), None) | (None, Some(v)) if v.trim().is_empty() => {
-                    return fail(path, "is empty".into());
-                }
-                _ => {}
+            if let Some(why) = KeyPlace::problem(&k.secret, &k.file) {
+                return fail(path, why.into());
             }
             if !places.insert(k.place()) {
                 return fail(path, "names the same key as an earlier entry".into());

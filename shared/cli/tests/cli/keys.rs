@@ -385,6 +385,21 @@ fn gnupg_keys_sign_what_apt_accepts_and_bad_ones_write_nothing() {
             "{what}: the replica written"
         );
     }
+    // A passphrase file that cannot be read is named, not taken as empty.
+    let missing = secrets.join("no-such.pass");
+    let out = raptr(&[
+        "key",
+        "show",
+        usable[2].file.to_str().expect("utf-8"),
+        "--passphrase-file",
+        missing.to_str().expect("utf-8"),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("no-such.pass") && t.contains("cannot read it"),
+        "{t}"
+    );
 }
 
 /// Every file under `dir`.

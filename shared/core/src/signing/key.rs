@@ -16,8 +16,6 @@
 //! stronger. A trial signature, verified with the public half, proves the
 //! key can sign before the publisher writes anything.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use pgp::composed::{
     ArmorOptions, Deserializable, SignedPublicKey, SignedSecretKey, SignedSecretSubKey,
 };
@@ -87,27 +85,13 @@ impl std::fmt::Debug for Key {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+pub(crate) fn now_secs() -> u64 {
+    crate::time::now_ms() / 1000
 }
 
 /// A date for messages: `2026-12-02`.
 pub fn date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    crate::time::rfc3339(secs.saturating_mul(1000))[..10].to_string()
 }
 
 /// What an algorithm is called in messages, and whether apt's policy
@@ -199,7 +183,7 @@ fn issued_by(sig: &Signature, key: &impl KeyDetails) -> bool {
         || fps.iter().any(|fp| **fp == key.fingerprint())
 }
 
-fn created(sig: &Signature) -> u64 {
+pub(crate) fn created(sig: &Signature) -> u64 {
     sig.created().map(|t| u64::from(t.as_secs())).unwrap_or(0)
 }
 

@@ -9,9 +9,10 @@
 //! document whose signed part differs from what would be read is refused.
 
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
-use pgp::packet::{Signature, SignatureType};
+use pgp::packet::SignatureType;
 use pgp::types::KeyDetails;
 
+use super::key::{created, now_secs};
 use super::{hex_upper, reason};
 
 /// The largest keyring raptr reads.
@@ -21,17 +22,6 @@ pub const MAX_KEYRING_BYTES: u64 = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct Keyring {
     keys: Vec<SignedPublicKey>,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn created(sig: &Signature) -> u64 {
-    sig.created().map(|t| u64::from(t.as_secs())).unwrap_or(0)
 }
 
 /// Whether a key may sign now: not revoked, not expired.

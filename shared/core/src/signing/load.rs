@@ -51,7 +51,7 @@ struct Envelope {
 }
 
 /// The passphrase in `bytes`: its first line.
-fn first_line(bytes: &[u8], what: &str) -> Result<Zeroizing<String>, String> {
+pub fn first_line(bytes: &[u8], what: &str) -> Result<Zeroizing<String>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8 text"))?;
     let line = text.split('\n').next().unwrap_or("");
     let line = line.strip_suffix('\r').unwrap_or(line);
