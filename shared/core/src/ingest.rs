@@ -1140,6 +1140,24 @@ impl Ingest {
         })
     }
 
+    /// The versions of a bundle in a component's pool, as its directories
+    /// name them (without an epoch): for the reason of a request that
+    /// names another.
+    async fn pool_versions(&self, component: &str, bundle: &str) -> Result<Vec<String>> {
+        let base = format!("pool/{component}/{}/{bundle}/", pool_prefix(bundle));
+        let mut out: Vec<String> = self
+            .store
+            .list(&base)
+            .await?
+            .iter()
+            .filter_map(|o| o.key[base.len()..].strip_suffix("/manifest.json"))
+            .filter(|v| !v.contains('/'))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Checks a request against the manifests and journals it. The inner
     /// error is the reason it is rejected.
     async fn apply_request(
@@ -1195,15 +1213,33 @@ impl Ingest {
                         Some((m, _)) if m.version == v.to_string() => vec![(dir, m)],
                         Some((m, _)) => {
                             return Ok(Err(format!(
-                                "{} {v} is not in the pool; {dir} holds {} {}",
-                                target.bundle, m.bundle, m.version
+                                "{} {v} is not in the pool; {dir} holds {} {}{}",
+                                target.bundle,
+                                m.bundle,
+                                m.version,
+                                if m.bundle == target.bundle {
+                                    ": give the version as the pool has it, with its epoch"
+                                } else {
+                                    ""
+                                }
                             )))
                         }
                         None => {
+                            let versions = self
+                                .pool_versions(&target.component, &target.bundle)
+                                .await?;
+                            let there = if versions.is_empty() {
+                                format!(
+                                    "no version of {} is there (a binary package's name is not a bundle: name its source package)",
+                                    target.bundle
+                                )
+                            } else {
+                                format!("the versions there are {}", versions.join(", "))
+                            };
                             return Ok(Err(format!(
-                            "{} {v} is not in the pool of component {} (no {dir}/manifest.json)",
-                            target.bundle, target.component
-                        )))
+                                "{} {v} is not in the pool of component {}; {there}",
+                                target.bundle, target.component
+                            )));
                         }
                     }
                 }
@@ -1229,7 +1265,7 @@ impl Ingest {
                     }
                     if found.is_empty() {
                         return Ok(Err(format!(
-                            "no version of {} is in the pool of component {}",
+                            "no version of {} is in the pool of component {} (a binary package's name is not a bundle: name its source package)",
                             target.bundle, target.component
                         )));
                     }
@@ -1256,7 +1292,15 @@ impl Ingest {
             report.files = files;
         }
         if req.dry_run {
-            report.reason = Some("dry run: nothing was changed".into());
+            let (planned, unchanged) = crate::plan::plan(
+                self.store.as_ref(),
+                req.action,
+                req.distribution.as_deref(),
+                &report.files,
+            )
+            .await?;
+            report.reason = Some(dry_run_summary(req, &planned, unchanged));
+            report.planned = planned;
             return Ok(Ok(()));
         }
         let body = change.to_json();
@@ -1273,6 +1317,29 @@ impl Ingest {
         report.journal_seq = Some(appended.seq);
         Ok(Ok(()))
     }
+}
+
+/// A dry run's reason: what the request would do, in one line.
+fn dry_run_summary(req: &Request, planned: &[crate::plan::Planned], unchanged: usize) -> String {
+    let count = |a: Action| planned.iter().filter(|p| p.action == a).count();
+    let what = match (req.action, req.distribution.as_deref()) {
+        (Action::Link, Some(d)) => format!("would link {} file(s) in {d}", count(Action::Link)),
+        (Action::Unlink, Some(d)) => {
+            format!("would unlink {} file(s) from {d}", count(Action::Unlink))
+        }
+        (Action::Remove, _) => format!(
+            "would remove {} file(s) from the pool's manifest ({} link(s) undone)",
+            count(Action::Remove),
+            count(Action::Unlink)
+        ),
+        _ => "would change nothing".into(),
+    };
+    let same = if unchanged > 0 {
+        format!(", {unchanged} already so")
+    } else {
+        String::new()
+    };
+    format!("dry run: {what}{same}, as of the last publish; nothing was changed")
 }
 
 /// The file name an entry has in the pool (a `.deb` is stored under its

@@ -60,6 +60,10 @@ pub struct Report {
     pub versions: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// A dry run's answer: what the request would change, against the
+    /// last publish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<crate::plan::Planned>,
     /// The journal entry that carries the change to the publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_seq: Option<u64>,
