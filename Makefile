@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup test demo lint fmt bench fuzz build deploy clean emulator localstack-up
+.PHONY: setup test demo lint fmt bench fuzz build deploy clean emulator localstack-up release install
 
 setup:
 	scripts/setup.sh
@@ -56,6 +56,22 @@ build:
 ## Build, package and deploy infra/template.yaml with the AWS CLI (see infra/README.md).
 deploy: setup
 	scripts/deploy.sh
+
+## The raptr command-line tool, optimised: target/release/raptr, with its manual
+## page and shell completions beside it (target/release/share/).
+release:
+	$(CARGO) build --release --locked -p raptr
+	mkdir -p target/release/share/man/man1 target/release/share/completions
+	target/release/raptr man > target/release/share/man/man1/raptr.1
+	for s in bash zsh fish; do target/release/raptr completions $$s > target/release/share/completions/raptr.$$s; done
+
+## `make release`, then the binary, manual page and bash completion under PREFIX
+## (default ~/.local: no root needed).
+PREFIX ?= $(HOME)/.local
+install: release
+	install -D -m 0755 target/release/raptr $(PREFIX)/bin/raptr
+	install -D -m 0644 target/release/share/man/man1/raptr.1 $(PREFIX)/share/man/man1/raptr.1
+	install -D -m 0644 target/release/share/completions/raptr.bash $(PREFIX)/share/bash-completion/completions/raptr
 
 clean:
 	$(CARGO) clean

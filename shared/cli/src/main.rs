@@ -9,14 +9,19 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use raptr_core::request::Action;
 use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
 use raptr_formats::deb::Limits;
 
+mod changes;
+mod inventory;
 mod keys;
+mod output;
 mod publish;
 mod repo;
 mod scan;
+mod sort;
 
 /// Publish Debian/APT repositories without servers.
 #[derive(Debug, Parser)]
@@ -60,23 +65,74 @@ enum Command {
     /// Create a repository from a configuration document, or with the default
     /// layout (stable and testing, main, amd64 arm64 i386 source).
     Init { config: Option<PathBuf> },
-    /// Upload files (or the files of folders) as one bundle into
-    /// DISTRIBUTION/COMPONENT, and ingest them: what `aws s3 cp` into
-    /// incoming/ does. Exit 0: nothing rejected; 1: something rejected.
+    /// Upload files (or the files of folders) into DISTRIBUTION/COMPONENT,
+    /// sorted into bundles (one upload folder each), and ingest them: what
+    /// `aws s3 cp` into incoming/ does. Exit 0: nothing rejected; 1:
+    /// something rejected; 2: nothing uploaded (an unknown distribution, a
+    /// file no bundle claims).
     Upload {
         /// Where to: DISTRIBUTION/COMPONENT, e.g. stable/main.
         target: String,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The upload folder's name (default: local-<milliseconds>).
+        /// The upload folder's name (default: local-<time>-<pid>-<random>);
+        /// with several bundles, ID-1, ID-2, ...
         #[arg(long)]
         upload_id: Option<String>,
     },
-    /// Submit a request (link, unlink, remove, purge, verify): what uploading
-    /// it to the place under requests/ its body names does
-    /// (requests/link/<dist>/<component>/<file>, ...). Exit 0: accepted; 1:
-    /// rejected.
-    Request { request: PathBuf },
+    /// Submit a request document (link, unlink, remove, purge, verify), or
+    /// `-` to read it from standard input: what uploading it to the place
+    /// under requests/ its body names does. Exit 0: accepted; 1: rejected.
+    Request {
+        /// A .json file, or - for standard input.
+        request: PathBuf,
+    },
+    /// Publish a bundle version (or all versions) in a distribution: the
+    /// `link` request, in one line. Exit 0: accepted; 1: rejected.
+    Link {
+        #[command(flatten)]
+        what: changes::What,
+        /// The distribution to publish in.
+        #[arg(long, value_name = "DIST")]
+        to: String,
+    },
+    /// Stop publishing a bundle version (or all versions) in a distribution:
+    /// the `unlink` request, in one line.
+    Unlink {
+        #[command(flatten)]
+        what: changes::What,
+        /// The distribution to withdraw from.
+        #[arg(long, value_name = "DIST")]
+        from: String,
+    },
+    /// Unlink a bundle version (or all versions) everywhere and drop it from
+    /// the pool's manifest; its files go at the first purge after the grace
+    /// period: the `remove` request, in one line.
+    Remove {
+        #[command(flatten)]
+        what: changes::What,
+    },
+    /// List what distributions link: one line per bundle version and
+    /// distribution (version as the pool names it, without an epoch).
+    /// Exit 1 when --package matched nothing.
+    List {
+        /// DISTRIBUTION or DISTRIBUTION/COMPONENT (default: all).
+        place: Option<String>,
+        /// Only this bundle or binary package.
+        #[arg(long, value_name = "NAME")]
+        package: Option<String>,
+    },
+    /// Every version of one bundle in the pool: its files, when and by whom
+    /// they were uploaded, and which distributions link it.
+    Show {
+        /// The bundle (source package) name.
+        bundle: String,
+        /// One version (with or without its epoch).
+        version: Option<String>,
+    },
+    /// Bundles and binary packages whose name contains PATTERN (or matches
+    /// it, with * and ?), in every distribution. Exit 1 when none does.
+    Search { pattern: String },
     /// Publish everything pending: a new signed generation on the repository
     /// and every replica. Exit 1 if a replica could not be brought up to date.
     Publish,
@@ -98,6 +154,14 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Print a shell completion script: `raptr completions bash >
+    /// /etc/bash_completion.d/raptr`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `raptr man > raptr.1; man ./raptr.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +224,32 @@ fn main() -> ExitCode {
         Command::Request { request } => {
             with_repo(&cli.repo, |r| repo::request(r, &request, cli.json))
         }
+        Command::Link { what, to } => with_repo(&cli.repo, |r| {
+            changes::run(r, Action::Link, &what, Some(&to), cli.json)
+        }),
+        Command::Unlink { what, from } => with_repo(&cli.repo, |r| {
+            changes::run(r, Action::Unlink, &what, Some(&from), cli.json)
+        }),
+        Command::Remove { what } => with_repo(&cli.repo, |r| {
+            changes::run(r, Action::Remove, &what, None, cli.json)
+        }),
+        Command::List { place, package } => with_repo(&cli.repo, |r| {
+            inventory::list(r, place.as_deref(), package.as_deref(), cli.json)
+        }),
+        Command::Show { bundle, version } => with_repo(&cli.repo, |r| {
+            inventory::show(r, &bundle, version.as_deref(), cli.json)
+        }),
+        Command::Search { pattern } => {
+            with_repo(&cli.repo, |r| inventory::search(r, &pattern, cli.json))
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "raptr", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| CliError(format!("cannot write the manual page: {e}"))),
         Command::Publish => with_repo(&cli.repo, |r| publish::publish(r, cli.json)),
         Command::Purge { dry_run } => {
             with_repo(&cli.repo, |r| publish::purge(r, dry_run, cli.json))
@@ -190,6 +280,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if cli.json => {
+            output::print(&output::error(&e.0));
+            ExitCode::from(USAGE)
+        }
         Err(e) => {
             eprintln!("raptr: {e}");
             ExitCode::from(USAGE)

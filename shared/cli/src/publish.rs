@@ -135,19 +135,61 @@ pub fn purge(repo: &str, dry_run: bool, json: bool) -> Result<ExitCode, CliError
             .purge(dry_run)
             .await
             .map_err(|e| CliError(format!("{repo}: purge failed: {e}")))?;
+        let waiting = waiting(repo, &purged).await?;
         if json {
-            println!(
-                "{:#}",
-                serde_json::json!({"dry_run": dry_run, "files": purged})
-            );
+            crate::output::print(&serde_json::json!({
+                "repo": repo,
+                "dry_run": dry_run,
+                "files": purged,
+                "waiting": waiting.count,
+                "next_eligible": waiting.next,
+                "grace_period_hours": waiting.grace_hours,
+            }));
         } else {
             let verb = if dry_run { "would purge" } else { "purged" };
             for f in &purged {
                 println!("{verb}: {f}");
             }
-            println!("{repo}: {verb} {} pool file(s)", purged.len());
+            let rest = match (&waiting.next, waiting.count) {
+                (Some(next), n) if n > 0 => format!(
+                    "; {n} more unlinked file(s) wait for the {} h grace period, the first eligible from {next}",
+                    waiting.grace_hours
+                ),
+                _ => "; no other unlinked file waits".into(),
+            };
+            println!("{repo}: {verb} {} pool file(s){rest}", purged.len());
         }
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Unlinked pool files a purge left for later.
+struct Waiting {
+    count: usize,
+    /// When the first of them may go (RFC 3339).
+    next: Option<String>,
+    grace_hours: u32,
+}
+
+async fn waiting(repo: &str, purged: &[String]) -> Result<Waiting, CliError> {
+    let opened = open(repo, false).await?;
+    let config = repo::load_config(opened.store.as_ref(), &opened.name)
+        .await
+        .map_err(repo_error)?;
+    let (state, _) = raptr_core::publish::state::State::load(opened.store.as_ref())
+        .await
+        .map_err(|e| CliError(format!("{repo}: cannot read the publish state: {e}")))?;
+    let grace = u64::from(config.retention.grace_period_hours) * 3_600_000;
+    let left: Vec<u64> = state
+        .unreferenced
+        .iter()
+        .filter(|(k, _)| !purged.contains(k))
+        .map(|(_, since)| since + grace)
+        .collect();
+    Ok(Waiting {
+        count: left.len(),
+        next: left.iter().min().map(|t| raptr_core::time::rfc3339(*t)),
+        grace_hours: config.retention.grace_period_hours,
     })
 }
 

@@ -235,97 +235,228 @@ pub fn upload(
             ))
         })?;
     let files = files_to_upload(paths)?;
-    let upload_id = match upload_id {
-        Some(id) => id.to_string(),
-        None => new_upload_id(),
-    };
-    let folder = format!("incoming/{dist}/{component}/{upload_id}");
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let ingest = ingest_for(&opened).await?;
+        let config = repo::load_config(opened.store.as_ref(), &opened.name)
+            .await
+            .map_err(repo_error)?;
+        // What ingest would reject whatever the files are, refused before
+        // anything is stored.
+        refuse_target(repo, &config, dist, component)?;
+        let groups = crate::sort::sort(files)?;
+        let base = match upload_id {
+            Some(id) => id.to_string(),
+            None => new_upload_id(),
+        };
+        let ingest = Ingest::new(opened.store.clone(), opened.journal.clone(), config)
+            .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone())));
         let uploader = uploader(&opened);
-        let total = files.len();
-        let mut keys = Vec::with_capacity(total);
-        for (i, (name, path)) in files.iter().enumerate() {
-            let key = format!("{folder}/{name}");
-            if !json && total > 1 {
-                eprintln!("[{}/{total}] {name}", i + 1);
+        let total: usize = groups.iter().map(|g| g.files.len()).sum();
+        let mut done = 0;
+        let mut bundles = Vec::new();
+        let mut all_reports = Vec::new();
+        for (n, group) in groups.iter().enumerate() {
+            let id = if groups.len() == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{}", n + 1)
+            };
+            let folder = format!("incoming/{dist}/{component}/{id}");
+            let mut keys = Vec::with_capacity(group.files.len());
+            for (name, path) in &group.files {
+                let key = format!("{folder}/{name}");
+                done += 1;
+                if !json && total > 1 {
+                    eprintln!("[{done}/{total}] {name}");
+                }
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| crate::io_error(path, e))?;
+                opened
+                    .store
+                    .put_stream(&key, Box::pin(file), PutOptions::default())
+                    .await
+                    .map_err(|e| CliError(format!("{}: upload failed: {e}", path.display())))?;
+                ingest
+                    .handle(&ObjectEvent {
+                        key: key.clone(),
+                        uploader: uploader.clone(),
+                    })
+                    .await
+                    .map_err(|e| CliError(format!("{key}: {e}; run the upload again to resume")))?;
+                keys.push(key);
             }
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| crate::io_error(path, e))?;
-            opened
-                .store
-                .put_stream(&key, Box::pin(file), PutOptions::default())
-                .await
-                .map_err(|e| CliError(format!("{}: upload failed: {e}", path.display())))?;
-            ingest
-                .handle(&ObjectEvent {
-                    key: key.clone(),
-                    uploader: uploader.clone(),
-                })
-                .await
-                .map_err(|e| CliError(format!("{key}: {e}; run the upload again to resume")))?;
-            keys.push(key);
+            // Later files may have settled earlier ones (a .dsc's
+            // tarballs): the reports have the final word.
+            let mut reports = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let report = Report::read(opened.store.as_ref(), key)
+                    .await
+                    .map_err(|e| CliError(e.to_string()))?
+                    .ok_or_else(|| {
+                        CliError(format!(
+                            "{key}: no report was written ({})",
+                            report_key(key)
+                        ))
+                    })?;
+                reports.push(report);
+            }
+            let (bundle, version) = match &group.bundle {
+                Some((b, v)) => (Some(b.clone()), Some(v.clone())),
+                None => (
+                    reports.iter().find_map(|r| r.bundle.clone()),
+                    reports.iter().find_map(|r| r.version.clone()),
+                ),
+            };
+            let count = |s: Status| reports.iter().filter(|r| r.status == Some(s)).count();
+            bundles.push(serde_json::json!({
+                "bundle": bundle,
+                "version": version,
+                "folder": format!("{folder}/"),
+                "accepted": count(Status::Accepted),
+                "skipped": count(Status::Skipped),
+                "rejected": count(Status::Rejected),
+                "pending": count(Status::Pending),
+            }));
+            if !json {
+                print_reports(&reports, false, &format!("{folder}/"));
+            }
+            all_reports.extend(reports);
         }
-        // Later files may have settled earlier ones (a .dsc's tarballs): the
-        // reports have the final word.
-        let mut reports = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let report = Report::read(opened.store.as_ref(), key)
-                .await
-                .map_err(|e| CliError(e.to_string()))?
-                .ok_or_else(|| {
-                    CliError(format!(
-                        "{key}: no report was written ({})",
-                        report_key(key)
-                    ))
-                })?;
-            reports.push(report);
+        let when = when_apt_sees(&opened);
+        if json {
+            crate::output::print(&serde_json::json!({
+                "repo": repo,
+                "bundles": bundles,
+                "reports": all_reports,
+                "next": when,
+            }));
+        } else {
+            if bundles.len() > 1 {
+                println!("{} bundles uploaded", bundles.len());
+            }
+            if all_reports
+                .iter()
+                .any(|r| r.status == Some(Status::Accepted))
+            {
+                println!("{when}");
+            }
         }
-        print_reports(&reports, json, &format!("{folder}/"));
-        Ok(exit_for(&reports))
+        Ok(exit_for(&all_reports))
     })
 }
 
+/// What happens next to what was accepted, for the upload's last line.
+fn when_apt_sees(opened: &Opened) -> String {
+    if opened.dir.is_some() {
+        format!(
+            "apt sees what was accepted after the next publish: raptr --repo {} publish",
+            opened.name
+        )
+    } else {
+        "apt sees what was accepted once the publish function has run (on each accepted change, and on its schedule); each report gains \"generation\" when it has".into()
+    }
+}
+
+/// Refuses an upload ingest would reject whatever its files: to a
+/// distribution or component the repository does not have, or to one
+/// closed to uploads.
+fn refuse_target(repo: &str, config: &Config, dist: &str, component: &str) -> Result<(), CliError> {
+    let dists = &config.primary_layout().distributions;
+    let Some(d) = dists.get(dist) else {
+        let names: Vec<&str> = dists.keys().map(String::as_str).collect();
+        return Err(CliError(format!(
+            "{repo} has no distribution {dist}; it has {}; nothing was uploaded",
+            names.join(", ")
+        )));
+    };
+    if !d.components.iter().any(|c| c == component) {
+        return Err(CliError(format!(
+            "{dist} has no component {component}; it has {}; nothing was uploaded",
+            d.components.join(", ")
+        )));
+    }
+    if !d.uploads {
+        return Err(CliError(format!(
+            "{dist} takes packages only by promotion (\"uploads\": false): upload to another distribution and link from there (raptr link BUNDLE VERSION --to {dist}); nothing was uploaded"
+        )));
+    }
+    Ok(())
+}
+
 pub fn request(repo: &str, path: &Path, json: bool) -> Result<ExitCode, CliError> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| n.ends_with(".json"))
-        .ok_or_else(|| CliError(format!("{}: a request is a .json file", path.display())))?;
-    let bytes = crate::read_limited(path, raptr_core::request::MAX_REQUEST as u64)?;
-    // The key says what the request does and where (README, "Requests"):
-    // taken from the body; a body too broken to place goes to
-    // requests/<name>, and its report says why.
-    let key = raptr_core::request::key_for(&bytes, name)
-        .unwrap_or_else(|| format!("{}{name}", raptr_core::keys::REQUESTS));
+    let limit = raptr_core::request::MAX_REQUEST as u64;
+    let (bytes, name) = if path.as_os_str() == "-" {
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError(format!("standard input: {e}")))?;
+        if bytes.len() as u64 > limit {
+            return Err(CliError(format!(
+                "standard input: larger than the {limit} bytes a request may have"
+            )));
+        }
+        (bytes, format!("{}.json", new_request_name("stdin")))
+    } else {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.ends_with(".json"))
+            .ok_or_else(|| {
+                CliError(format!(
+                    "{}: a request is a .json file (or - for standard input)",
+                    path.display()
+                ))
+            })?;
+        (crate::read_limited(path, limit)?, name.to_string())
+    };
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let ingest = ingest_for(&opened).await?;
-        opened
-            .store
-            .put(&key, bytes.into(), PutOptions::default())
-            .await
-            .map_err(|e| CliError(format!("{}: upload failed: {e}", path.display())))?;
-        ingest
-            .handle(&ObjectEvent {
-                key: key.clone(),
-                uploader: uploader(&opened),
-            })
-            .await
-            .map_err(|e| CliError(format!("{key}: {e}; run the request again")))?;
-        let report = Report::read(opened.store.as_ref(), &key)
-            .await
-            .map_err(|e| CliError(e.to_string()))?
-            .ok_or_else(|| CliError(format!("{key}: no report was written")))?;
+        let report = submit(&opened, &bytes, &name).await?;
         let reports = [report];
         print_reports(&reports, json, "requests/");
         Ok(exit_for(&reports))
     })
 }
 
-fn exit_for(reports: &[Report]) -> ExitCode {
+/// A request name no other shares: what it is about, the time, and 64
+/// random bits.
+pub(crate) fn new_request_name(about: &str) -> String {
+    format!(
+        "{about}-{}-{:016x}",
+        raptr_core::time::now_ms(),
+        rand::random::<u64>()
+    )
+}
+
+/// Puts a request document where its body says it belongs (a body too
+/// broken to place goes to requests/<name>, and its report says why),
+/// handles it as the ingest function would, and returns its report.
+pub(crate) async fn submit(opened: &Opened, bytes: &[u8], name: &str) -> Result<Report, CliError> {
+    let key = raptr_core::request::key_for(bytes, name)
+        .unwrap_or_else(|| format!("{}{name}", raptr_core::keys::REQUESTS));
+    let ingest = ingest_for(opened).await?;
+    opened
+        .store
+        .put(&key, bytes.to_vec().into(), PutOptions::default())
+        .await
+        .map_err(|e| CliError(format!("{key}: upload failed: {e}")))?;
+    ingest
+        .handle(&ObjectEvent {
+            key: key.clone(),
+            uploader: uploader(opened),
+        })
+        .await
+        .map_err(|e| CliError(format!("{key}: {e}; run the request again")))?;
+    Report::read(opened.store.as_ref(), &key)
+        .await
+        .map_err(|e| CliError(e.to_string()))?
+        .ok_or_else(|| CliError(format!("{key}: no report was written")))
+}
+
+pub(crate) fn exit_for(reports: &[Report]) -> ExitCode {
     if reports.iter().any(|r| r.status == Some(Status::Rejected)) {
         ExitCode::from(1)
     } else {
@@ -333,7 +464,7 @@ fn exit_for(reports: &[Report]) -> ExitCode {
     }
 }
 
-fn print_reports(reports: &[Report], json: bool, place: &str) {
+pub(crate) fn print_reports(reports: &[Report], json: bool, place: &str) {
     let out = std::io::stdout();
     let mut out = out.lock();
     if json {
@@ -355,6 +486,14 @@ fn print_reports(reports: &[Report], json: bool, place: &str) {
             (None, None, None) => r.key.clone(),
         };
         let _ = writeln!(out, "{status}: {detail}");
+        for p in &r.planned {
+            let place = p
+                .distribution
+                .as_deref()
+                .map(|d| format!(" {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  would {}{place}: {}", p.action.as_str(), p.file);
+        }
         for w in &r.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }

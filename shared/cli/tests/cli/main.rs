@@ -9,5 +9,6 @@ mod fixtures;
 mod ftparchive;
 mod hostile;
 mod keys;
+mod operator;
 mod publish;
 mod repo;

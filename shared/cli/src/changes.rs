@@ -1,0 +1,135 @@
+//! `link`, `unlink` and `remove` in one line: each writes exactly the
+//! request document the JSON form would (README, "Requests") and submits
+//! it as `raptr request` does.
+
+use std::process::ExitCode;
+
+use raptr_core::config::Config;
+use raptr_core::repo;
+use raptr_core::request::{Action, Request};
+use raptr_formats::layout::pool_prefix;
+
+use crate::repo::{exit_for, new_request_name, open, print_reports, repo_error, runtime, submit};
+use crate::CliError;
+
+/// What a one-line change acts on.
+#[derive(Debug, clap::Args)]
+pub struct What {
+    /// The bundle (source package) name.
+    pub bundle: String,
+    /// A Debian version (with its epoch, if it has one), or `all`.
+    pub version: String,
+    /// The component (default: the only one the distribution has, or the
+    /// only one whose pool holds the bundle).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// Only these binary packages (`source` for the source package), comma
+    /// separated or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub packages: Vec<String>,
+    /// Only these architectures (`source` for the source package).
+    #[arg(long, value_delimiter = ',', value_name = "ARCH,...")]
+    pub architectures: Vec<String>,
+    /// Print what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(
+    repo: &str,
+    action: Action,
+    what: &What,
+    distribution: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async {
+        let opened = open(repo, false).await?;
+        let config = repo::load_config(opened.store.as_ref(), &opened.name)
+            .await
+            .map_err(repo_error)?;
+        if let Some(d) = distribution {
+            known_distribution(repo, &config, d)?;
+        }
+        let component = match &what.component {
+            Some(c) => c.clone(),
+            None => component_of(&opened, &config, distribution, &what.bundle).await?,
+        };
+        let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let request = Request {
+            action,
+            bundle: Some(what.bundle.clone()),
+            version: Some(what.version.clone()),
+            component: Some(component),
+            distribution: distribution.map(str::to_string),
+            packages: some(&what.packages),
+            architectures: some(&what.architectures),
+            dry_run: what.dry_run,
+        };
+        let body = serde_json::to_vec_pretty(&request)
+            .map_err(|e| CliError(format!("cannot write the request: {e}")))?;
+        let name = format!(
+            "{}.json",
+            new_request_name(&format!("{}-{}", action.as_str(), what.bundle))
+        );
+        let report = submit(&opened, &body, &name).await?;
+        let reports = [report];
+        print_reports(&reports, json, "requests/");
+        Ok(exit_for(&reports))
+    })
+}
+
+fn known_distribution(repo: &str, config: &Config, dist: &str) -> Result<(), CliError> {
+    let dists = &config.primary_layout().distributions;
+    if dists.contains_key(dist) {
+        return Ok(());
+    }
+    let names: Vec<&str> = dists.keys().map(String::as_str).collect();
+    Err(CliError(format!(
+        "{repo} has no distribution {dist}; it has {}",
+        names.join(", ")
+    )))
+}
+
+/// The component a change without `--component` means: the only one the
+/// distribution (or, for remove, the repository) has, else the only one
+/// whose pool holds the bundle.
+async fn component_of(
+    opened: &crate::repo::Opened,
+    config: &Config,
+    distribution: Option<&str>,
+    bundle: &str,
+) -> Result<String, CliError> {
+    let candidates: Vec<String> = match distribution {
+        Some(d) => config.primary_layout().distributions[d].components.clone(),
+        None => raptr_core::inventory::components(config)
+            .into_iter()
+            .collect(),
+    };
+    if let [only] = &candidates[..] {
+        return Ok(only.clone());
+    }
+    let mut holding = Vec::new();
+    for c in &candidates {
+        let base = format!("pool/{c}/{}/{bundle}/", pool_prefix(bundle));
+        let page = opened
+            .store
+            .list_page(&base, None)
+            .await
+            .map_err(|e| CliError(format!("{}: cannot list {base}: {e}", opened.name)))?;
+        if !page.objects.is_empty() {
+            holding.push(c.clone());
+        }
+    }
+    match &holding[..] {
+        [only] => Ok(only.clone()),
+        [] => Err(CliError(format!(
+            "no version of {bundle} is in the pool of {}; `raptr --repo {} search {bundle}` finds similar names",
+            candidates.join(" or "),
+            opened.name
+        ))),
+        many => Err(CliError(format!(
+            "{bundle} is in the pool of components {}: say which with --component",
+            many.join(" and ")
+        ))),
+    }
+}
