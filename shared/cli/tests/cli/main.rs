@@ -12,3 +12,4 @@ mod keys;
 mod operator;
 mod publish;
 mod repo;
+mod s3;
