@@ -5,16 +5,15 @@
 //! function runs.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use raptr_core::request::Action;
-use raptr_formats::bundle::{self, BundleReport, FileResult, Parsed, Status};
-use raptr_formats::deb::Limits;
 
 mod changes;
+mod check;
 mod inventory;
 mod keys;
 mod output;
@@ -40,8 +39,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate files, or the files of one folder, as one upload bundle, exactly
-    /// as the ingest function would. Exit 0: all accepted; 1: any rejected.
+    /// Validate files, or the files of one folder, as one upload folder:
+    /// what `upload` would answer, without storing anything (files that
+    /// wait for a companion are pending); with --repo, also against the
+    /// pool. Exit 0: nothing rejected; 1: something rejected.
     Check {
         /// .deb, .dsc, .changes, .buildinfo and source files, or one folder.
         #[arg(required = true)]
@@ -205,7 +206,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check { paths, component } => check(&paths, &component, cli.json),
+        Command::Check { paths, component } => {
+            check::run(&paths, &component, cli.repo.as_deref(), cli.json)
+        }
         Command::Scan {
             paths,
             component,
@@ -338,7 +341,7 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
 /// The files `check` treats as one folder: every regular file of a directory
 /// (not recursing), or the files named. All must sit in one directory, because
 /// a bundle's files refer to each other by plain name.
-fn bundle_files(paths: &[PathBuf]) -> Result<(PathBuf, Vec<String>), CliError> {
+pub(crate) fn bundle_files(paths: &[PathBuf]) -> Result<(PathBuf, Vec<String>), CliError> {
     let mut dir: Option<PathBuf> = None;
     let mut names = Vec::new();
     let mut same_dir = |d: PathBuf, path: &Path| -> Result<(), CliError> {
@@ -396,76 +399,4 @@ pub fn opener(dir: &Path) -> impl FnMut(&str) -> io::Result<Box<dyn Read>> + '_ 
         let file = File::open(dir.join(name))?;
         Ok(Box::new(io::BufReader::with_capacity(64 << 10, file)) as Box<dyn Read>)
     }
-}
-
-fn check(paths: &[PathBuf], component: &str, json: bool) -> Result<ExitCode, CliError> {
-    let (dir, names) = bundle_files(paths)?;
-    if names.is_empty() {
-        return Err(CliError(format!(
-            "{}: the folder has no files",
-            dir.display()
-        )));
-    }
-    let report = bundle::check_folder(&names, opener(&dir), component, &Limits::default())
-        .map_err(|e| CliError(format!("{}: {e}", dir.display())))?;
-    let out = io::stdout();
-    let mut out = out.lock();
-    if json {
-        let doc = serde_json::json!({
-            "source": report.source,
-            "version": report.version,
-            "accepted": report.count(Status::Accepted),
-            "skipped": report.count(Status::Skipped),
-            "rejected": report.count(Status::Rejected),
-            "files": report.files,
-        });
-        let _ = writeln!(out, "{doc:#}");
-    } else {
-        for f in &report.files {
-            let _ = writeln!(out, "{}", check_line(f));
-            for w in &f.warnings {
-                let _ = writeln!(out, "  warning: {w}");
-            }
-        }
-        let _ = writeln!(out, "{}", summary(&report));
-    }
-    Ok(ExitCode::from(if report.count(Status::Rejected) > 0 {
-        1
-    } else {
-        0
-    }))
-}
-
-fn check_line(f: &FileResult) -> String {
-    match f.status {
-        Status::Accepted => {
-            let what = match (&f.parsed, &f.package) {
-                (Parsed::Deb(_), Some(p)) => format!(
-                    "{p} {} {}",
-                    f.version.as_deref().unwrap_or("?"),
-                    f.architecture.as_deref().unwrap_or("?")
-                ),
-                _ => format!("{:?}", f.kind).to_lowercase(),
-            };
-            let key = f.pool_key.as_deref().unwrap_or("-");
-            format!("accepted: {} ({what}) -> {key}", f.file)
-        }
-        Status::Skipped => format!("skipped: {}", f.reason.as_deref().unwrap_or(&f.file)),
-        Status::Rejected => format!("rejected: {}", f.reason.as_deref().unwrap_or(&f.file)),
-        Status::Pending => format!("pending: {}", f.reason.as_deref().unwrap_or(&f.file)),
-    }
-}
-
-fn summary(r: &BundleReport) -> String {
-    let bundle = match (&r.source, &r.version) {
-        (Some(s), Some(v)) => format!("bundle {s} {v}"),
-        _ => "no bundle identified".into(),
-    };
-    format!(
-        "{bundle}: {} file(s), {} accepted, {} skipped, {} rejected",
-        r.files.len(),
-        r.count(Status::Accepted),
-        r.count(Status::Skipped),
-        r.count(Status::Rejected)
-    )
 }

@@ -472,7 +472,9 @@ pub fn apply_rules(mut files: Vec<FileResult>, component: &str, rules: &Rules) -
             }
         } else if !missing.is_empty() {
             let waiting = missing.join(", ");
-            files[dsc_index].pend(format!("waiting for {waiting}"));
+            files[dsc_index].pend(format!(
+                "waiting for {waiting}: upload it into the same folder (the sweep rejects what still waits after the pending timeout)"
+            ));
             for lf in &list {
                 if let Some(f) = files.iter_mut().find(|f| f.file == lf.name) {
                     f.pend(format!(
@@ -486,7 +488,7 @@ pub fn apply_rules(mut files: Vec<FileResult>, component: &str, rules: &Rules) -
     // Anything nobody claims.
     for f in files.iter_mut().filter(|f| f.kind == Kind::Unknown) {
         if rules.open {
-            f.pend("waiting for a .dsc that lists it");
+            f.pend("waiting for a .dsc that lists it: upload the .dsc (with every file it lists) into the same folder, or leave this file out (the sweep rejects what still waits after the pending timeout)");
             continue;
         }
         f.reject("not a package file (.deb, .dsc, .changes, .buildinfo) nor listed by a .dsc in this folder");
@@ -539,7 +541,7 @@ pub fn apply_rules(mut files: Vec<FileResult>, component: &str, rules: &Rules) -
             for f in files.iter_mut() {
                 if f.file == changes {
                     f.pend(format!(
-                        "the folder is all-or-nothing; waiting for {waiting}"
+                        "the folder is all-or-nothing; waiting for {waiting}: upload it into the same folder"
                     ));
                 } else {
                     f.pend(format!(

@@ -19,7 +19,7 @@ fn accepts_every_member_compression() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(out.status.code(), Some(0), "{doc:#}");
     assert_eq!(doc["accepted"], 4, "{doc:#}");
-    assert_eq!(doc["source"], "comp");
+    assert_eq!(doc["bundle"], "comp");
     assert_eq!(doc["version"], "1.0-1");
     let keys: Vec<&str> = doc["files"]
         .as_array()
@@ -105,14 +105,14 @@ fn identical_twins_are_skipped_not_rejected() {
 }
 
 #[test]
-fn unknown_files_are_rejected_and_usage_errors_exit_2() {
+fn unknown_files_wait_as_upload_leaves_them_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(dir.path().join("notes.txt"), "hello").expect("write");
     let out = raptr(&["check", dir.path().to_str().expect("utf-8")]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("rejected: notes.txt: not a package file")
-    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(
+        "pending: notes.txt: waiting for a .dsc that lists it: upload the .dsc (with every file it lists) into the same folder, or leave this file out"
+    ));
 
     let missing = dir.path().join("nope.deb");
     let out = raptr(&["check", missing.to_str().expect("utf-8")]);
@@ -130,17 +130,21 @@ fn a_changes_file_makes_the_folder_all_or_nothing() {
     assert_eq!(status, Some(0), "complete upload: {stdout}");
     assert!(stdout.contains("4 file(s), 4 accepted"), "{stdout}");
 
-    // One listed file missing: nothing of the folder is accepted.
+    // One listed file missing: nothing of the folder is accepted; as upload
+    // would, the folder waits for it (exit 0: nothing rejected yet).
     fs::remove_file(dir.path().join("atomic_1.0-1.debian.tar.xz")).expect("rm");
     let (status, stdout) = check(dir.path());
-    assert_eq!(status, Some(1), "{stdout}");
-    assert!(stdout.contains("0 accepted"), "{stdout}");
+    assert_eq!(status, Some(0), "{stdout}");
     assert!(
-        stdout.contains("rejected: atomic_1.0-1_source.changes: upload incomplete or inconsistent: atomic_1.0-1.debian.tar.xz is missing"),
+        stdout.contains("0 accepted, 0 skipped, 0 rejected, 3 pending"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("rejected: atomic_1.0.orig.tar.gz: "),
+        stdout.contains("pending: atomic_1.0-1_source.changes: the folder is all-or-nothing; waiting for atomic_1.0-1.debian.tar.xz: upload it into the same folder"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pending: atomic_1.0.orig.tar.gz: "),
         "{stdout}"
     );
 

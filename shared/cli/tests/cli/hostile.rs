@@ -337,9 +337,15 @@ fn listed_file_with_wrong_size() {
 
 #[test]
 fn missing_listed_file() {
+    // Not rejected, as upload would not: the .dsc waits for the file.
     let (dir, dsc) = source_folder();
     fs::remove_file(dir.path().join("hostile-src_2.0.orig.tar.gz")).expect("rm");
-    expect_folder_rejects(dir.path(), &dsc, "hostile-src_2.0.orig.tar.gz is missing");
+    let (status, stdout) = check(dir.path());
+    assert_eq!(status, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pending: {dsc}: waiting for hostile-src_2.0.orig.tar.gz: upload it into the same folder")),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -664,3 +664,85 @@ fn getting_started_works_as_the_readme_says() {
         deb
     );
 }
+
+/// `check` answers what `upload` would: pending where upload leaves a file
+/// waiting, and with `--repo` the pool's verdict (skipped, or rejected for
+/// other bytes under a name and version already there).
+#[test]
+fn check_answers_what_upload_would() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let repo = repo.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "init"]));
+    let a = folder(tmp.path(), "a", &hello("1.0-1"));
+    let a = a.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "upload", "testing/main", a]));
+
+    // The same folder again: without a pool, accepted; against the
+    // repository, skipped, as the upload would be.
+    let t = ok(raptr(&["check", a]));
+    assert!(
+        t.contains("5 accepted, 0 skipped, 0 rejected, 0 pending; not checked against a pool"),
+        "{t}"
+    );
+    let t = ok(raptr(&["--repo", repo, "check", a]));
+    assert!(
+        t.contains("0 accepted, 5 skipped, 0 rejected, 0 pending; checked against the pool"),
+        "{t}"
+    );
+    assert!(t.contains("skipped: hello_1.0-1_amd64.deb: identical to pool/main/h/hello/1.0-1/hello_1.0-1_amd64.deb, already in the pool"), "{t}");
+    let t = ok(raptr(&["--repo", repo, "upload", "testing/main", a]));
+    assert!(
+        t.contains("0 accepted, 5 skipped, 0 rejected, 0 pending"),
+        "{t}"
+    );
+
+    // Other bytes under the same name and version: check says rejected,
+    // and upload agrees.
+    let b = tmp.path().join("b");
+    fs::create_dir(&b).expect("mkdir");
+    fs::write(
+        b.join("hello_1.0-1_amd64.deb"),
+        raptr_testkit::deb("hello", "1.0-1", "amd64", None, "rebuilt"),
+    )
+    .expect("write");
+    let b = b.to_str().expect("utf-8");
+    let out = raptr(&["--repo", repo, "--json", "check", b]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["bundle"], "hello");
+    assert_eq!(doc["version"], "1.0-1");
+    assert_eq!(doc["rejected"], 1);
+    let f = &doc["files"][0];
+    assert_eq!(f["status"], "rejected");
+    assert_eq!(f["package"], "hello");
+    assert_eq!(f["package_version"], "1.0-1");
+    assert!(
+        f["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("already in the pool with different contents"),
+        "{doc:#}"
+    );
+    let out = raptr(&["--repo", repo, "upload", "testing/main", b]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("different contents"), "{}", text(&out));
+
+    // A stray file: pending for both, exit 0 for both.
+    let c = folder(
+        tmp.path(),
+        "c",
+        &[("notes.txt".into(), b"notes\n".to_vec())],
+    );
+    let c = c.to_str().expect("utf-8");
+    let t = ok(raptr(&["--repo", repo, "check", c]));
+    assert!(
+        t.contains("pending: notes.txt: waiting for a .dsc that lists it"),
+        "{t}"
+    );
+    let t = ok(raptr(&["--repo", repo, "upload", "testing/main", c]));
+    assert!(
+        t.contains("pending: notes.txt: waiting for a .dsc that lists it"),
+        "{t}"
+    );
+}
