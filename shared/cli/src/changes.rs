@@ -73,7 +73,7 @@ pub fn run(
         );
         let report = submit(&opened, &body, &name).await?;
         let reports = [report];
-        print_reports(&reports, json, "requests/");
+        print_reports(repo, &reports, json, "requests/");
         Ok(exit_for(&reports))
     })
 }

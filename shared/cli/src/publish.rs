@@ -91,7 +91,9 @@ pub fn publish(repo: &str, json: bool) -> Result<ExitCode, CliError> {
 
 fn print_summary(repo: &str, s: &Summary, json: bool) {
     if json {
-        println!("{:#}", serde_json::json!(s));
+        let mut doc = serde_json::json!(s);
+        doc["repo"] = repo.into();
+        crate::output::print(&doc);
         return;
     }
     if !s.ran {
@@ -202,10 +204,11 @@ pub fn verify(repo: &str, dry_run: bool, json: bool) -> Result<ExitCode, CliErro
             .map_err(|e| CliError(format!("{repo}: verify failed: {e}")))?;
         let findings = pass.findings;
         if json {
-            println!(
-                "{:#}",
-                serde_json::json!({"dry_run": dry_run, "findings": findings})
-            );
+            crate::output::print(&serde_json::json!({
+                "repo": repo,
+                "dry_run": dry_run,
+                "findings": findings,
+            }));
         } else {
             for f in &findings {
                 println!("{f}");

@@ -319,7 +319,7 @@ pub fn upload(
                 "pending": count(Status::Pending),
             }));
             if !json {
-                print_reports(&reports, false, &format!("{folder}/"));
+                print_reports(repo, &reports, false, &format!("{folder}/"));
             }
             all_reports.extend(reports);
         }
@@ -416,7 +416,7 @@ pub fn request(repo: &str, path: &Path, json: bool) -> Result<ExitCode, CliError
         let opened = open(repo, false).await?;
         let report = submit(&opened, &bytes, &name).await?;
         let reports = [report];
-        print_reports(&reports, json, "requests/");
+        print_reports(repo, &reports, json, "requests/");
         Ok(exit_for(&reports))
     })
 }
@@ -464,13 +464,13 @@ pub(crate) fn exit_for(reports: &[Report]) -> ExitCode {
     }
 }
 
-pub(crate) fn print_reports(reports: &[Report], json: bool, place: &str) {
-    let out = std::io::stdout();
-    let mut out = out.lock();
+pub(crate) fn print_reports(repo: &str, reports: &[Report], json: bool, place: &str) {
     if json {
-        let _ = writeln!(out, "{:#}", serde_json::json!({ "reports": reports }));
+        crate::output::print(&serde_json::json!({ "repo": repo, "reports": reports }));
         return;
     }
+    let out = std::io::stdout();
+    let mut out = out.lock();
     let count = |s: Status| reports.iter().filter(|r| r.status == Some(s)).count();
     for r in reports {
         let status = r.status.map_or("unknown", |s| match s {

@@ -170,3 +170,59 @@ pub fn ok(out: Output) -> String {
     assert_eq!(out.status.code(), Some(0), "{t}");
     t
 }
+
+/// Asserts that each document conforms to its definition in
+/// `shared/cli/output.schema.json` (`$defs/<name>`), judged by Python's
+/// jsonschema (installed by `make setup`), which also checks the schema.
+pub fn conforms(docs: &[(&str, &serde_json::Value)]) {
+    use std::io::Write as _;
+    let python = workspace().join(".cache/venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make setup`",
+        python.display()
+    );
+    let script = r##"
+import json, sys
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+for name, doc in json.load(sys.stdin):
+    v = Draft202012Validator({"$ref": "#/$defs/" + name, "$defs": schema["$defs"]})
+    errors = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
+    print(json.dumps([name, [f"{list(e.path)}: {e.message}" for e in errors[:5]]]))
+"##;
+    let payload = serde_json::Value::Array(
+        docs.iter()
+            .map(|(n, d)| serde_json::json!([n, d]))
+            .collect(),
+    );
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .arg(workspace().join("shared/cli/output.schema.json"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(payload.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python ends");
+    assert!(
+        out.status.success(),
+        "the schema check failed: {}",
+        text(&out)
+    );
+    let verdicts: Vec<(String, Vec<String>)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a verdict"))
+        .collect();
+    assert_eq!(verdicts.len(), docs.len());
+    for ((name, errors), (_, doc)) in verdicts.iter().zip(docs) {
+        assert!(errors.is_empty(), "{name}: {errors:?} in {doc:#}");
+    }
+}

@@ -746,3 +746,125 @@ fn check_answers_what_upload_would() {
         "{t}"
     );
 }
+
+/// Every `--json` output, and every report raptr writes, conforms to the
+/// documented schema (`shared/cli/output.schema.json`), whose definitions
+/// forbid fields they do not describe.
+#[test]
+fn every_json_output_conforms_to_the_documented_schema() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.to_str().expect("utf-8");
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        json(&raptr(&all))
+    };
+    let r = |args: &[&str]| -> Value {
+        let mut all = vec!["--repo", repo];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    let mut docs: Vec<(&str, Value)> = vec![("init", r(&["init"])), ("init", r(&["init"]))];
+    let a = folder(tmp.path(), "a", &hello("1.0-1"));
+    let a = a.to_str().expect("utf-8");
+    fs::write(tmp.path().join("notes.txt"), "notes\n").expect("write");
+    fs::write(tmp.path().join("broken_1_amd64.deb"), "!<arch>\nbroken").expect("write");
+    docs.push(("check", run(&["check", a])));
+    docs.push(("check", r(&["check", a])));
+    docs.push(("scan", run(&["scan", a])));
+    docs.push(("upload", r(&["upload", "testing/main", a])));
+    docs.push((
+        "upload",
+        r(&[
+            "upload",
+            "testing/main",
+            tmp.path().join("notes.txt").to_str().expect("utf-8"),
+        ]),
+    ));
+    docs.push((
+        "upload",
+        r(&[
+            "upload",
+            "testing/main",
+            tmp.path()
+                .join("broken_1_amd64.deb")
+                .to_str()
+                .expect("utf-8"),
+        ]),
+    ));
+    docs.push(("publish", r(&["publish"])));
+    docs.push((
+        "request",
+        r(&["link", "hello", "1.0-1", "--to", "stable", "--dry-run"]),
+    ));
+    docs.push(("request", r(&["link", "hello", "1.0-1", "--to", "stable"])));
+    docs.push(("request", r(&["link", "hello", "7", "--to", "stable"])));
+    docs.push(("request", r(&["remove", "hello", "all", "--dry-run"])));
+    docs.push(("publish", r(&["publish"])));
+    docs.push((
+        "request",
+        r(&["unlink", "hello", "1.0-1", "--from", "testing"]),
+    ));
+    docs.push(("publish", r(&["publish"])));
+    docs.push(("list", r(&["list"])));
+    docs.push(("list", r(&["list", "testing", "--package", "hello"])));
+    docs.push(("search", r(&["search", "hel*"])));
+    docs.push(("show", r(&["show", "hello"])));
+    docs.push(("purge", r(&["purge", "--dry-run"])));
+    docs.push(("verify", r(&["verify", "--dry-run"])));
+    docs.push(("key_show_repo", r(&["key", "show"])));
+    docs.push(("error", r(&["show", "nothing-here"])));
+    docs.push(("error", r(&["upload", "sid/main", a])));
+    docs.push(("error", run(&["--repo", "/nonexistent/raptr", "list"])));
+    let keys = tmp.path().join("keys");
+    docs.push((
+        "key_generate",
+        run(&[
+            "key",
+            "generate",
+            "--name",
+            "t <t@raptr.invalid>",
+            "--out",
+            keys.to_str().expect("utf-8"),
+        ]),
+    ));
+    docs.push((
+        "key_show_files",
+        run(&[
+            "key",
+            "show",
+            keys.join("private.asc").to_str().expect("utf-8"),
+            keys.join("repo.asc").to_str().expect("utf-8"),
+        ]),
+    ));
+    // The reports on disk: each object's and request's, and each upload
+    // folder's record.
+    let reports = tree(&repo_dir.join("reports"));
+    assert!(reports.len() > 8, "{reports:?}");
+    for rel in &reports {
+        let doc: Value =
+            serde_json::from_slice(&fs::read(repo_dir.join("reports").join(rel)).expect("report"))
+                .expect("json");
+        let folder_record = rel.starts_with("incoming/") && rel.matches('/').count() == 3;
+        docs.push((
+            if folder_record {
+                "folder_record"
+            } else {
+                "report"
+            },
+            doc,
+        ));
+    }
+    let planned = &docs
+        .iter()
+        .find(|(n, d)| *n == "request" && d["reports"][0]["dry_run"] == true)
+        .expect("a dry run")
+        .1;
+    assert!(!planned["reports"][0]["planned"]
+        .as_array()
+        .expect("planned")
+        .is_empty());
+    let refs: Vec<(&str, &Value)> = docs.iter().map(|(n, d)| (*n, d)).collect();
+    crate::fixtures::conforms(&refs);
+}
