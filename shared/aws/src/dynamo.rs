@@ -125,10 +125,7 @@ where
                 | "TransactionConflictException"
                 | "TransactionInProgressException"
         );
-    let source: Box<dyn std::error::Error + Send + Sync> =
-        aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-            .to_string()
-            .into();
+    let source: Box<dyn std::error::Error + Send + Sync> = crate::explain("DynamoDB", &err).into();
     if transient {
         TableError::Transient {
             what: what.to_string(),

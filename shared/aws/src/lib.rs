@@ -22,6 +22,84 @@ pub mod s3;
 pub use dynamo::DynamoTable;
 pub use s3::{S3Options, S3Store};
 
+/// Whether errors carry the SDK's whole account of a failure after their
+/// one-sentence explanation. On by default (the functions' logs want it);
+/// the command line turns it off unless `--verbose`.
+static DETAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets whether errors carry the SDK's detail (see [`DETAIL`]).
+pub fn set_error_detail(on: bool) {
+    DETAIL.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One sentence for an AWS failure about `what` (`bucket B`, `table T`,
+/// `secret S`): what went wrong and the likely cause, then the SDK's own
+/// text in parentheses when [`set_error_detail`] is on.
+pub(crate) fn explain<E>(
+    what: &str,
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    let detail = aws_sdk_s3::error::DisplayErrorContext(err).to_string();
+    let code = err.code().unwrap_or_default();
+    let short = match err {
+        SdkError::DispatchFailure(_) if detail.contains("region must be set") => {
+            "no AWS region is set: set AWS_REGION (or a profile's region)".to_string()
+        }
+        SdkError::DispatchFailure(d) if detail.contains("credentials") => {
+            let _ = d;
+            "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them".to_string()
+        }
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            "the request to AWS timed out: check the network".to_string()
+        }
+        SdkError::DispatchFailure(d) if d.is_io() => {
+            "AWS could not be reached: check the network, AWS_REGION and AWS_ENDPOINT_URL".to_string()
+        }
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+            "the request to AWS could not be sent".to_string()
+        }
+        SdkError::TimeoutError(_) => "the request to AWS timed out: check the network".to_string(),
+        SdkError::ResponseError(_) => "AWS's answer could not be read".to_string(),
+        _ => match (code, http_status(err)) {
+            ("NoSuchBucket", _) => "no such bucket: check its name (and that it is in this account)".into(),
+            ("ResourceNotFoundException", _) => "it does not exist: check its name and the region (AWS_REGION)".into(),
+            (
+                "InvalidAccessKeyId"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "ExpiredTokenException"
+                | "InvalidSignatureException",
+                _,
+            ) => "the AWS credentials were refused (unknown, wrong or expired): check AWS_PROFILE or AWS_ACCESS_KEY_ID".into(),
+            ("PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException", _)
+            | (_, Some(301)) => "the bucket is in another region: set the region it is in".into(),
+            ("AccessDenied" | "AccessDeniedException", _) | (_, Some(403)) => {
+                "access denied: the credentials in use may not do this (an IAM, bucket, key or secret policy)".into()
+            }
+            ("", Some(status)) => format!("AWS answered HTTP {status}"),
+            ("", None) => "the request failed".into(),
+            (code, _) => match err.message() {
+                Some(m) => format!(
+                    "{code}: {}",
+                    m.lines().next().unwrap_or_default().chars().take(200).collect::<String>()
+                ),
+                None => code.to_string(),
+            },
+        },
+    };
+    if DETAIL.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("{what}: {short} ({detail})")
+    } else {
+        format!("{what}: {short}")
+    }
+}
+
 /// The HTTP status of a failed request, if a response arrived at all.
 pub(crate) fn http_status<E>(
     err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -136,12 +214,7 @@ pub async fn secret_string_with(conf: &SdkConfig, name: &str) -> Result<String, 
         .secret_id(name)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "secret {name}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| explain(&format!("secret {name}"), &e))?;
     if let Some(s) = out.secret_string() {
         return Ok(s.to_string());
     }

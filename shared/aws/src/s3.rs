@@ -85,11 +85,11 @@ where
     let key = key.to_string();
     let status = http_status(&err);
     let code = err.code().unwrap_or_default().to_string();
-    let source: Box<dyn std::error::Error + Send + Sync> =
-        aws_sdk_s3::error::DisplayErrorContext(&err)
-            .to_string()
-            .into();
+    let source: Box<dyn std::error::Error + Send + Sync> = crate::explain("S3", &err).into();
     match (status, code.as_str()) {
+        // A missing bucket is not a missing object: nothing would ever be
+        // found there, and nothing written.
+        (_, "NoSuchBucket") => StoreError::Permanent { key, source },
         (Some(404), _) | (_, "NoSuchKey" | "NotFound") => StoreError::NotFound { key },
         (Some(412), _) | (_, "PreconditionFailed") => StoreError::PreconditionFailed { key },
         (_, "InvalidObjectState" | "ObjectNotInActiveTierError") => StoreError::Denied {

@@ -54,6 +54,15 @@ pub fn run(
             Some(c) => c.clone(),
             None => component_of(&opened, &config, distribution, &what.bundle).await?,
         };
+        binary_not_bundle(
+            &opened,
+            &config,
+            action,
+            &what.bundle,
+            &component,
+            distribution,
+        )
+        .await?;
         let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         let request = Request {
             action,
@@ -110,13 +119,7 @@ async fn component_of(
     }
     let mut holding = Vec::new();
     for c in &candidates {
-        let base = format!("pool/{c}/{}/{bundle}/", pool_prefix(bundle));
-        let page = opened
-            .store
-            .list_page(&base, None)
-            .await
-            .map_err(|e| CliError(format!("{}: cannot list {base}: {e}", opened.name)))?;
-        if !page.objects.is_empty() {
+        if pool_holds(opened, c, bundle).await? {
             holding.push(c.clone());
         }
     }
@@ -132,4 +135,61 @@ async fn component_of(
             many.join(" and ")
         ))),
     }
+}
+
+/// A name the component's pool has no bundle of, but a linked binary
+/// package has: refused, naming its source and the command that would work.
+async fn binary_not_bundle(
+    opened: &crate::repo::Opened,
+    config: &Config,
+    action: Action,
+    name: &str,
+    component: &str,
+    distribution: Option<&str>,
+) -> Result<(), CliError> {
+    if pool_holds(opened, component, name).await? {
+        return Ok(());
+    }
+    let Ok((mut state, _)) = raptr_core::publish::state::State::load(opened.store.as_ref()).await
+    else {
+        return Ok(());
+    };
+    let dists = raptr_core::inventory::distributions(config, &state);
+    let Ok(rows) = raptr_core::inventory::linked(opened.store.as_ref(), &mut state, &dists).await
+    else {
+        return Ok(());
+    };
+    let Some(row) = rows.iter().find(|r| r.bundle != name && r.names(name)) else {
+        return Ok(());
+    };
+    let place = match (action, distribution) {
+        (Action::Link, Some(d)) => format!(" --to {d}"),
+        (Action::Unlink, Some(d)) => format!(" --from {d}"),
+        _ => String::new(),
+    };
+    Err(CliError(format!(
+        "{name} is a binary package, not a bundle: its source is {} ({} in {}); run `raptr --repo {} {} {} {}{place} --packages {name}`",
+        row.bundle,
+        row.version,
+        row.distribution,
+        opened.name,
+        action.as_str(),
+        row.bundle,
+        row.version,
+    )))
+}
+
+/// Whether a component's pool holds anything of a bundle (one LIST).
+async fn pool_holds(
+    opened: &crate::repo::Opened,
+    component: &str,
+    bundle: &str,
+) -> Result<bool, CliError> {
+    let base = format!("pool/{component}/{}/{bundle}/", pool_prefix(bundle));
+    let page = opened
+        .store
+        .list_page(&base, None)
+        .await
+        .map_err(|e| CliError(format!("{}: cannot list {base}: {e}", opened.name)))?;
+    Ok(!page.objects.is_empty())
 }

@@ -12,6 +12,20 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use raptr_core::request::Action;
 
+/// `println!` for this crate: output piped into `head` ends the command
+/// quietly (status 141, as a shell reports SIGPIPE) once the reader has
+/// gone, instead of the standard macro's panic.
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+        }
+    }};
+}
+
 mod changes;
 mod check;
 mod inventory;
@@ -33,6 +47,10 @@ struct Cli {
     /// from the standard AWS environment).
     #[arg(long, global = true, value_name = "DIR|s3://BUCKET")]
     repo: Option<String>,
+    /// Errors from AWS carry the SDK's whole account after their one
+    /// sentence.
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,7 +83,13 @@ enum Command {
     },
     /// Create a repository from a configuration document, or with the default
     /// layout (stable and testing, main, amd64 arm64 i386 source).
-    Init { config: Option<PathBuf> },
+    Init {
+        config: Option<PathBuf>,
+        /// Print a configuration document to start from (for s3://BUCKET:
+        /// its bucket and region, a signing key secret) and write nothing.
+        #[arg(long, conflicts_with = "config")]
+        example: bool,
+    },
     /// Upload files (or the files of folders) into DISTRIBUTION/COMPONENT,
     /// sorted into bundles (one upload folder each), and ingest them: what
     /// `aws s3 cp` into incoming/ does. Exit 0: nothing rejected; 1:
@@ -205,6 +229,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
         }
     };
+    raptr_aws::set_error_detail(cli.verbose);
     let result = match cli.command {
         Command::Check { paths, component } => {
             check::run(&paths, &component, cli.repo.as_deref(), cli.json)
@@ -214,9 +239,9 @@ fn main() -> ExitCode {
             component,
             jobs,
         } => scan::run(&paths, &component, jobs, cli.json),
-        Command::Init { config } => {
-            with_repo(&cli.repo, |r| repo::init(r, config.as_deref(), cli.json))
-        }
+        Command::Init { config, example } => with_repo(&cli.repo, |r| {
+            repo::init(r, config.as_deref(), example, cli.json)
+        }),
         Command::Upload {
             target,
             paths,

@@ -104,7 +104,15 @@ pub(crate) fn uploader(opened: &Opened) -> String {
     }
 }
 
-pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+pub fn init(
+    repo: &str,
+    config: Option<&Path>,
+    example: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    if example {
+        return print_example(repo);
+    }
     let document = match config {
         Some(path) => {
             let bytes = crate::read_limited(path, raptr_core::limits::CONFIG)?;
@@ -115,37 +123,55 @@ pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, C
         }
         None => None,
     };
+    let new_dir = !repo.starts_with("s3://") && !Path::new(repo).exists();
     runtime()?.block_on(async {
         let opened = open(repo, true).await?;
         let mut lines: Vec<String> = Vec::new();
         let config = match document {
             Some(c) => {
+                if let Err(e) = refuse_unworkable(&opened, &c).await {
+                    if new_dir {
+                        // Made by this command a moment ago, for nothing.
+                        let _ = std::fs::remove_dir_all(repo);
+                    }
+                    return Err(e);
+                }
                 lines.extend(crate::keys::ensure_local_keys(&opened, &c)?);
                 c
             }
             None => match repo::load_config(opened.store.as_ref(), repo).await {
                 // Already initialised: nothing to make.
                 Ok(existing) => existing,
-                Err(_) => {
+                Err(RepoError::NotInitialised(_)) if opened.dir.is_none() => {
+                    return Err(CliError(format!(
+                        "{repo}: a bucket is initialised from a configuration document naming its region, replicas and signing key secret; \
+                         `raptr --repo {repo} init --example > raptr.json` prints one to start from; edit it, then run `raptr --repo {repo} init raptr.json`"
+                    )));
+                }
+                Err(RepoError::NotInitialised(_)) => {
                     let mut c = Config::default_local(&opened.bucket);
-                    if opened.dir.is_some() {
-                        lines.push(crate::keys::new_local_key(&opened, &mut c)?);
-                    }
+                    lines.push(crate::keys::new_local_key(&opened, &mut c)?);
                     c
                 }
+                Err(e) => return Err(repo_error(e)),
             },
         };
         let created = repo::init(opened.store.as_ref(), repo, &config)
             .await
-            .map_err(repo_error)?;
+            .map_err(|e| match e {
+                RepoError::Store(e) => CliError(format!("{repo}: {e}")),
+                e => repo_error(e),
+            })?;
         let key = (!lines.is_empty()).then(|| lines.join("\n"));
         let layout = config.primary_layout();
         let dists: Vec<&str> = layout.distributions.keys().map(String::as_str).collect();
         if json {
-            println!(
-                "{}",
-                serde_json::json!({"repo": repo, "created": created, "distributions": dists, "signing_key": key})
-            );
+            crate::output::print(&serde_json::json!({
+                "repo": repo,
+                "created": created,
+                "distributions": dists,
+                "signing_key": key,
+            }));
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(k) = &key {
@@ -160,8 +186,88 @@ pub fn init(repo: &str, config: Option<&Path>, json: bool) -> Result<ExitCode, C
         } else {
             println!("{repo}: already initialised with this configuration; nothing changed");
         }
+        if let Some(dir) = &opened.dir {
+            if config.replicas.is_empty() {
+                println!(
+                    "apt reads {0}/dists, {0}/pool and {0}/keys: serve or sync those three (the rest is raptr's own)",
+                    dir.display()
+                );
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A configuration to start from for `repo`: its bucket, the region of
+/// the environment, a signing key secret to create, no replica.
+fn print_example(repo: &str) -> Result<ExitCode, CliError> {
+    let bucket = repo.strip_prefix("s3://").map(|b| b.trim_end_matches('/'));
+    let mut c = Config::default_local(bucket.unwrap_or("local"));
+    if bucket.is_some() {
+        c.primary.region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".into());
+        c.signing_key = raptr_core::config::SigningKeys::one(
+            raptr_core::config::SigningKey::secret("raptr/signing-key"),
+        );
+    }
+    let doc = serde_json::to_string_pretty(&c)
+        .map_err(|e| CliError(format!("cannot write the example: {e}")))?;
+    println!("{doc}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses, before anything is written, a configuration that can never
+/// publish from the bucket being initialised: another primary bucket than
+/// the one named, keys that cannot be read or used, replica buckets that
+/// do not answer.
+async fn refuse_unworkable(opened: &Opened, config: &Config) -> Result<(), CliError> {
+    use raptr_core::config::{KeyPlace, Passphrase};
+    let repo = &opened.name;
+    if opened.dir.is_some() {
+        // Secrets Manager from a directory repository works only where AWS
+        // credentials are: try it now rather than at the first publish.
+        let secret = config
+            .signing_key
+            .0
+            .iter()
+            .find_map(|k| match (k.place(), &k.passphrase) {
+                (KeyPlace::Secret(s), _) => Some(s.to_string()),
+                (_, Some(Passphrase::Secret(s))) => Some(s.clone()),
+                _ => None,
+            });
+        if let Some(name) = secret {
+            crate::keys::signer(opened, config).await.map_err(|e| {
+                CliError(format!(
+                    "{repo}: the signing key names the Secrets Manager secret {name}, which cannot be used from here ({e}); \
+                     a directory repository usually signs with a key file: {{\"file\": PATH}} outside the repository (`raptr key generate` makes one); nothing was written"
+                ))
+            })?;
+        }
+        return Ok(());
+    }
+    if config.primary.bucket != opened.bucket {
+        return Err(CliError(format!(
+            "{repo}: the document's primary bucket is {}; initialise s3://{} with it, or name {} in primary.bucket",
+            config.primary.bucket, config.primary.bucket, opened.bucket
+        )));
+    }
+    // The keys must load, and every replica bucket answer.
+    crate::keys::signer(opened, config).await.map_err(|e| {
+        CliError(format!(
+            "{repo}: the signing key cannot be used: {e}; nothing was written"
+        ))
+    })?;
+    for r in &config.replicas {
+        let store = raptr_aws::bucket_store(&r.bucket, &r.region).await;
+        if let Err(e) = store.list_page("dists/", None).await {
+            return Err(CliError(format!(
+                "{repo}: replica {} (bucket {} in {}) cannot be used: {e}; nothing was written",
+                r.name, r.bucket, r.region
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Files named on the command line: each file, and the regular files of each

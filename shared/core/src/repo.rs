@@ -23,6 +23,9 @@ pub enum RepoError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configuration could not be read (as opposed to: it is not there).
+    #[error("{repo}: {source}")]
+    Unreadable { repo: String, source: StoreError },
 }
 
 /// Reads and validates the repository's configuration. `repo` names the
@@ -31,7 +34,10 @@ pub async fn load_config(store: &dyn ObjectStore, repo: &str) -> Result<Config, 
     match store.get_limited(CONFIG_KEY, crate::limits::CONFIG).await {
         Ok((body, _)) => Ok(Config::from_json(&body, &format!("{repo}/{CONFIG_KEY}"))?),
         Err(StoreError::NotFound { .. }) => Err(RepoError::NotInitialised(repo.to_string())),
-        Err(e) => Err(e.into()),
+        Err(source) => Err(RepoError::Unreadable {
+            repo: repo.to_string(),
+            source,
+        }),
     }
 }
 

@@ -457,8 +457,24 @@ fn inventory_and_one_line_changes_on_a_directory() {
         text(&out)
     );
     let out = raptr(&["--repo", repo, "link", "libfoo1", "all", "--to", "stable"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("libfoo1 is a binary package, not a bundle: its source is foo (0.5-1 in stable); run `raptr --repo ")
+            && text(&out).contains(" link foo 0.5-1 --to stable --packages libfoo1`"),
+        "{}",
+        text(&out)
+    );
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "link",
+        "nothing-like-it",
+        "all",
+        "--to",
+        "stable",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("no version of libfoo1 is in the pool of component main (a binary package's name is not a bundle"), "{}", text(&out));
+    assert!(text(&out).contains("no version of nothing-like-it is in the pool of component main (a binary package's name is not a bundle"), "{}", text(&out));
     let out = raptr(&["--repo", repo, "link", "hello", "all", "--to", "sid"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -560,6 +576,37 @@ fn errors_are_json_under_json_and_completions_and_manual_come_from_the_same_defi
         .as_str()
         .expect("a string")
         .contains("/nonexistent/raptr-repo: no such directory"));
+
+    // A directory repository whose document names a Secrets Manager key
+    // that cannot be read from here: refused, one sentence, nothing made.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let example = raptr(&["--repo", "x", "init", "--example"]);
+    let mut doc: Value = serde_json::from_slice(&example.stdout).expect("example");
+    doc["signing_key"] = serde_json::json!({"secret": "raptr/signing-key"});
+    let path = tmp.path().join("raptr.json");
+    fs::write(&path, doc.to_string()).expect("write");
+    let repo = tmp.path().join("repo");
+    let out = Command::new(env!("CARGO_BIN_EXE_raptr"))
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["--repo", repo.to_str().expect("utf-8"), "init"])
+        .arg(&path)
+        .output()
+        .expect("raptr runs");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(
+            "names the Secrets Manager secret raptr/signing-key, which cannot be used from here"
+        ) && t.contains("AWS could not be reached")
+            && t.contains("{\"file\": PATH}"),
+        "{t}"
+    );
+    assert_eq!(t.lines().count(), 1, "{t}");
+    assert!(!repo.exists(), "nothing was made");
 
     for (shell, marker) in [
         ("bash", "_raptr()"),

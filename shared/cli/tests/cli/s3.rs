@@ -54,6 +54,32 @@ impl S3 {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A new signing key (`raptr key generate` under `dir`) stored as the
+    /// secret `name`.
+    fn key_in_secret(&self, dir: &Path, name: &str) {
+        let keys = dir.join(name.replace('/', "-"));
+        let out = Command::new(env!("CARGO_BIN_EXE_raptr"))
+            .args([
+                "key",
+                "generate",
+                "--name",
+                "cli <cli@raptr.invalid>",
+                "--out",
+            ])
+            .arg(&keys)
+            .output()
+            .expect("raptr runs");
+        assert!(out.status.success(), "{}", text(&out));
+        self.aws(&[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            name,
+            "--secret-string",
+            &format!("file://{}", keys.join("private.asc").display()),
+        ]);
+    }
+
     /// Every key of a bucket.
     fn keys(&self, bucket: &str) -> Vec<String> {
         let out = self.aws(&[
@@ -88,27 +114,7 @@ fn setup(tmp: &Path) -> S3 {
         repo: format!("s3://{bucket}"),
         bucket: bucket.clone(),
     };
-    let keys = tmp.join("key");
-    let out = Command::new(env!("CARGO_BIN_EXE_raptr"))
-        .args([
-            "key",
-            "generate",
-            "--name",
-            "cli ops <ops@raptr.invalid>",
-            "--out",
-        ])
-        .arg(&keys)
-        .output()
-        .expect("raptr runs");
-    assert!(out.status.success(), "{}", text(&out));
-    s3.aws(&[
-        "secretsmanager",
-        "create-secret",
-        "--name",
-        "raptr-cli-ops/key",
-        "--secret-string",
-        &format!("file://{}", keys.join("private.asc").display()),
-    ]);
+    s3.key_in_secret(tmp, "raptr-cli-ops/key");
     let config = serde_json::json!({
         "layouts": {"default": {"distributions": {
             "stable": {"components": ["main"], "architectures": ["amd64", "source"]},
@@ -247,4 +253,121 @@ fn inventory_one_line_changes_and_several_bundles_on_s3() {
     ]);
     assert!(packages.contains("Package: hello\n"), "{packages}");
     assert!(!packages.contains("Package: world\n"), "{packages}");
+}
+
+/// `init` refuses, before writing anything, what could never publish from
+/// the bucket; AWS errors are one sentence naming what and why, the SDK's
+/// account only with `--verbose`.
+#[test]
+fn init_refuses_what_cannot_work_and_aws_errors_are_one_sentence() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::shared();
+    let bucket = "raptr-cli-init".to_string();
+    emu.bootstrap(&Names {
+        bucket: bucket.clone(),
+        replicas: Vec::new(),
+        table: "raptr".into(),
+        queue: "raptr-cli-init".into(),
+    })
+    .expect("bootstrap");
+    let s3 = S3 {
+        env: emu.env(),
+        repo: format!("s3://{bucket}"),
+        bucket: bucket.clone(),
+    };
+
+    // No document: refused, with the way to get one.
+    let out = s3.raptr(&["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("init --example > raptr.json"),
+        "{}",
+        text(&out)
+    );
+    let example = s3.raptr(&["init", "--example"]);
+    assert_eq!(example.status.code(), Some(0), "{}", text(&example));
+    let mut doc: Value = serde_json::from_slice(&example.stdout).expect("a document");
+    assert_eq!(doc["primary"]["bucket"], bucket.as_str());
+    assert_eq!(doc["primary"]["region"], REGION);
+    assert_eq!(doc["signing_key"]["secret"], "raptr/signing-key");
+    assert!(s3.keys(&bucket).is_empty(), "nothing written");
+
+    // The example as it is: its secret does not exist yet.
+    let path = tmp.path().join("raptr.json");
+    std::fs::write(&path, doc.to_string()).expect("write");
+    let path = path.to_str().expect("utf-8");
+    let out = s3.raptr(&["init", path]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("the signing key cannot be used: "), "{t}");
+    assert!(
+        t.contains("secret raptr/signing-key: it does not exist"),
+        "{t}"
+    );
+    assert!(t.lines().count() == 1 && t.len() < 400, "one sentence: {t}");
+    assert!(!t.contains("ServiceError"), "{t}");
+    let out = s3.raptr(&["--verbose", "init", path]);
+    assert!(
+        text(&out).contains("ResourceNotFoundException"),
+        "{}",
+        text(&out)
+    );
+    assert!(s3.keys(&bucket).is_empty(), "nothing written");
+
+    // A key in place, but a replica bucket that does not exist.
+    s3.key_in_secret(tmp.path(), "raptr/signing-key");
+    doc["replicas"] = serde_json::json!([
+        {"name": "eu", "bucket": "raptr-cli-init-missing", "region": "eu-west-1", "layout": "default"}
+    ]);
+    std::fs::write(path, doc.to_string()).expect("write");
+    let out = s3.raptr(&["init", path]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("replica eu (bucket raptr-cli-init-missing in eu-west-1) cannot be used: ")
+            && t.contains("no such bucket"),
+        "{t}"
+    );
+    assert!(s3.keys(&bucket).is_empty(), "nothing written");
+
+    // Another bucket's document.
+    doc["replicas"] = serde_json::json!([]);
+    doc["primary"]["bucket"] = "raptr-cli-other".into();
+    std::fs::write(path, doc.to_string()).expect("write");
+    let out = s3.raptr(&["init", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("the document's primary bucket is raptr-cli-other"),
+        "{}",
+        text(&out)
+    );
+
+    // Mended: initialised.
+    doc["primary"]["bucket"] = bucket.as_str().into();
+    std::fs::write(path, doc.to_string()).expect("write");
+    s3.ok(&["init", path]);
+
+    // A bucket that does not exist, and credentials that are refused.
+    let mut missing = S3 {
+        env: emu.env(),
+        repo: "s3://raptr-cli-no-such-bucket".into(),
+        bucket: String::new(),
+    };
+    let out = missing.raptr(&["list"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("s3://raptr-cli-no-such-bucket: ") && t.contains("no such bucket"),
+        "{t}"
+    );
+    assert!(!t.contains("not a raptr repository"), "{t}");
+    missing
+        .env
+        .retain(|(k, _)| k != "AWS_REGION" && k != "AWS_DEFAULT_REGION");
+    let out = missing.raptr(&["list"]);
+    assert!(
+        text(&out).contains("no AWS region is set: set AWS_REGION"),
+        "{}",
+        text(&out)
+    );
 }
