@@ -30,7 +30,8 @@ lint: setup
 fmt:
 	$(CARGO) fmt --all
 
-## Figures, not pass/fail: hashing throughput and scan speed against apt-ftparchive.
+## Figures, not pass/fail: hashing, scan, the table, ingest, publish and the inventory
+## commands, next to apt-ftparchive and reprepro (see scripts/bench.sh).
 bench: setup
 	scripts/bench.sh
 

@@ -17,6 +17,11 @@
 #     for reference, the time this disk takes just to write and sync the
 #     bytes of the new index files; and last, `.xz` indices turned on: the
 #     publish that adds them, then six one-change publishes again.
+#  6. Inventory: `raptr list`, `show` and `search` on a repository of
+#     BENCH_INVENTORY (100,000) packages, on a local directory and on the
+#     emulator: wall time and store requests (GET and LIST), and the binary's
+#     own wall time; next to `reprepro list` and `reprepro ls` on section 5's
+#     reprepro repository of the same size, when section 5 has made it.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -29,7 +34,7 @@ cargo build --release --locked -q -p raptr
 cargo build --release --locked -q -p raptr-formats --example digest --example gen_debs
 bin=target/release
 # BENCH_SECTIONS picks sections by number (default: all).
-want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5} " == *" $1 "* ]]; }
+want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5 6} " == *" $1 "* ]]; }
 timed() { # label command...
   local label=$1; shift
   # Whatever the set-up left unwritten goes to disk first, so that no run
@@ -177,4 +182,18 @@ PY
   timed "raptr publish, .xz turned on" "$bin/raptr" --repo "$d/repo" publish
   flips "raptr publish with .xz, one change, 6x"
 done
+fi
+
+if want 6; then
+n=${BENCH_INVENTORY:-100000}
+echo "== inventory: list, show and search on $n packages (locally, then on the emulator)"
+cargo build --release --locked -q -p raptr-aws --example inventory_bench
+"$bin/examples/inventory_bench" "$n" "$bin/raptr"
+r=$bench/publish-$n/reprepro
+if [ -d "$r/db" ]; then
+  timed "reprepro list stable (all $n)" reprepro -b "$r" list stable
+  timed "reprepro ls one package" reprepro -b "$r" ls bench-pkg000042
+else
+  echo "  (reprepro: run section 5 with $n packages first for its figures)"
+fi
 fi

@@ -75,13 +75,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )]),
         },
     )]);
-    raptr_core::repo::init(store.as_ref(), &dir, &config).await?;
+    // The key lives beside the repository, never in it (the command
+    // refuses a key file inside the directory it serves).
     let (armored, _) = raptr_core::signing::generate(
         "raptr bench <bench@example.com>",
         raptr_core::signing::Algorithm::Ed25519,
     )?;
-    std::fs::create_dir_all(repo.join("private"))?;
-    std::fs::write(repo.join("private/signing-key.asc"), armored)?;
+    let key = std::fs::canonicalize(&root)?.join("signing-key.asc");
+    std::fs::write(&key, armored)?;
+    config.signing_key = raptr_core::config::SigningKeys::one(
+        raptr_core::config::SigningKey::file(key.display().to_string()),
+    );
+    raptr_core::repo::init(store.as_ref(), &dir, &config).await?;
 
     let mut links: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let now = raptr_core::time::rfc3339(raptr_core::time::now_ms());
