@@ -12,8 +12,9 @@ setup:
 ## The test suite: unit tests, integration tests judged by dpkg and apt-ftparchive,
 ## the storage conformance suite on the local adapters and on the emulator, and the
 ## end-to-end tests (tests/) judged by apt over HTTP against the replica buckets.
+## The emulator-bound test binaries run side by side with the rest (scripts/test.sh).
 test: setup
-	$(CARGO) test --workspace --locked
+	CARGO=$(CARGO) scripts/test.sh
 
 ## The whole job on the emulator: bootstrap, aws s3 cp of a bundle built with dpkg
 ## tools, the functions, a promotion request, apt-get install from a replica over HTTP.
