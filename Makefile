@@ -60,11 +60,11 @@ deploy: setup
 	scripts/deploy.sh
 
 ## The raptr command-line tool, optimised: target/release/raptr, with its manual
-## page and shell completions beside it (target/release/share/).
+## pages (one per subcommand) and shell completions beside it (target/release/share/).
 release:
 	$(CARGO) build --release --locked -p raptr
 	mkdir -p target/release/share/man/man1 target/release/share/completions
-	target/release/raptr man > target/release/share/man/man1/raptr.1
+	target/release/raptr man --dir target/release/share/man/man1
 	for s in bash zsh fish; do target/release/raptr completions $$s > target/release/share/completions/raptr.$$s; done
 
 ## `make release`, then the binary, manual page and bash completion under PREFIX
@@ -72,7 +72,8 @@ release:
 PREFIX ?= $(HOME)/.local
 install: release
 	install -D -m 0755 target/release/raptr $(PREFIX)/bin/raptr
-	install -D -m 0644 target/release/share/man/man1/raptr.1 $(PREFIX)/share/man/man1/raptr.1
+	install -d $(PREFIX)/share/man/man1
+	install -m 0644 target/release/share/man/man1/*.1 $(PREFIX)/share/man/man1/
 	install -D -m 0644 target/release/share/completions/raptr.bash $(PREFIX)/share/bash-completion/completions/raptr
 
 clean:

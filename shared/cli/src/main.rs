@@ -185,8 +185,13 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `raptr man > raptr.1; man ./raptr.1`.
-    Man,
+    /// Print the manual page (roff): `raptr man > raptr.1; man ./raptr.1`;
+    /// with --dir, write it and one page per subcommand (raptr-list.1,
+    /// raptr-key-show.1, ...) there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +229,17 @@ const USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // A usage error under --json is a JSON document too (help and
+        // --version stay text).
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            output::print(&output::error(&format!(
+                "{message} (raptr --help lists the commands and their arguments)"
+            )));
+            return ExitCode::from(USAGE);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
@@ -274,10 +290,14 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "raptr", &mut io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
+        Command::Man { dir: None } => clap_mangen::Man::new(Cli::command())
             .render(&mut io::stdout())
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| CliError(format!("cannot write the manual page: {e}"))),
+        Command::Man { dir: Some(dir) } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| io_error(&dir, e)),
         Command::Publish => with_repo(&cli.repo, |r| publish::publish(r, cli.json)),
         Command::Purge { dry_run } => {
             with_repo(&cli.repo, |r| publish::purge(r, dry_run, cli.json))

@@ -608,6 +608,18 @@ fn errors_are_json_under_json_and_completions_and_manual_come_from_the_same_defi
     assert_eq!(t.lines().count(), 1, "{t}");
     assert!(!repo.exists(), "nothing was made");
 
+    // A usage error under --json too.
+    let out = raptr(&["--json", "link", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc = json(&out);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .expect("a message")
+            .contains("the following required arguments were not provided"),
+        "{doc:#}"
+    );
+
     for (shell, marker) in [
         ("bash", "_raptr()"),
         ("zsh", "#compdef raptr"),
@@ -621,6 +633,24 @@ fn errors_are_json_under_json_and_completions_and_manual_come_from_the_same_defi
             assert!(t.contains(sub), "{shell} completion lacks {sub}");
         }
     }
+    let pages = tempfile::tempdir().expect("tempdir");
+    ok(raptr(&[
+        "man",
+        "--dir",
+        pages.path().to_str().expect("utf-8"),
+    ]));
+    for page in [
+        "raptr.1",
+        "raptr-list.1",
+        "raptr-link.1",
+        "raptr-key-show.1",
+    ] {
+        let text = fs::read_to_string(pages.path().join(page)).expect(page);
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    assert!(fs::read_to_string(pages.path().join("raptr-link.1"))
+        .expect("page")
+        .contains("dry\\-run"));
     let man = ok(raptr(&["man"]));
     assert!(man.starts_with(".ie") || man.contains(".TH raptr"), "{man}");
     for sub in ["raptr\\-list", "raptr\\-link", "raptr\\-show"] {
@@ -864,6 +894,7 @@ fn every_json_output_conforms_to_the_documented_schema() {
     docs.push(("error", r(&["show", "nothing-here"])));
     docs.push(("error", r(&["upload", "sid/main", a])));
     docs.push(("error", run(&["--repo", "/nonexistent/raptr", "list"])));
+    docs.push(("error", run(&["link", "hello"])));
     let keys = tmp.path().join("keys");
     docs.push((
         "key_generate",
