@@ -4,9 +4,9 @@
 # --workspace` runs.
 #
 # The test binaries that drive an emulator (each starts its own moto server
-# on a free loopback port) spend most of their time waiting on it, so they
-# run side by side in two background lanes while the other binaries run in
-# the foreground. Each binary's output goes to .cache/test-logs/<name>.log;
+# on a free loopback port) spend most of their time waiting on it, so the
+# longest of them run side by side in two background lanes while the other
+# binaries run in the foreground. Each binary's output goes to .cache/test-logs/<name>.log;
 # a failing one's is printed whole, and a summary line per binary at the
 # end. Extra arguments go to every test binary (a name filter, --ignored).
 set -euo pipefail
@@ -38,9 +38,10 @@ for line in open(sys.argv[1]):
     print(f"{pkg}:{t['kind'][0]}:{t['name']}\t{m['executable']}\t{cwd}")
 PY
 
-# The emulator-bound binaries, in two lanes (longest first); everything
+# The longest emulator-bound binaries, in two lanes (longest first; the
+# ingest emulator binary balances the foreground); everything
 # else runs in the foreground.
-lane_a="raptr-aws:test:emulator raptr-publish:test:emulator raptr-ingest:test:emulator"
+lane_a="raptr-aws:test:emulator raptr-publish:test:emulator"
 lane_b="raptr-e2e:test:apt raptr:test:cli"
 
 run_one() { # id executable cwd [args...]
