@@ -5,11 +5,10 @@
 use std::process::ExitCode;
 
 use raptr_core::config::Config;
-use raptr_core::repo;
 use raptr_core::request::{Action, Request};
 use raptr_formats::layout::pool_prefix;
 
-use crate::repo::{exit_for, new_request_name, open, print_reports, repo_error, runtime, submit};
+use crate::repo::{exit_for, new_request_name, open, print_reports, runtime, submit};
 use crate::CliError;
 
 /// What a one-line change acts on.
@@ -44,9 +43,7 @@ pub fn run(
 ) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let config = repo::load_config(opened.store.as_ref(), &opened.name)
-            .await
-            .map_err(repo_error)?;
+        let config = crate::repo::load_config(&opened).await?;
         if let Some(d) = distribution {
             known_distribution(repo, &config, d)?;
         }
@@ -80,7 +77,7 @@ pub fn run(
             "{}.json",
             new_request_name(&format!("{}-{}", action.as_str(), what.bundle))
         );
-        let report = submit(&opened, &body, &name).await?;
+        let report = submit(&opened, config, &body, &name).await?;
         let reports = [report];
         print_reports(repo, &reports, json, "requests/");
         Ok(exit_for(&reports))

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use raptr_core::config::Config;
 use raptr_core::inventory::{self, Linked};
 use raptr_core::publish::state::State;
-use raptr_core::repo;
 use raptr_formats::bundle::Kind;
 
-use crate::repo::{open, repo_error, runtime, Opened};
+use crate::repo::{open, runtime, Opened};
 use crate::CliError;
 
 struct Loaded {
@@ -20,9 +19,7 @@ struct Loaded {
 
 async fn load(repo: &str) -> Result<Loaded, CliError> {
     let opened = open(repo, false).await?;
-    let config = repo::load_config(opened.store.as_ref(), &opened.name)
-        .await
-        .map_err(repo_error)?;
+    let config = crate::repo::load_config(&opened).await?;
     let (state, _) = State::load(opened.store.as_ref())
         .await
         .map_err(|e| CliError(format!("{repo}: cannot read the publish state: {e}")))?;

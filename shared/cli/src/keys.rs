@@ -20,7 +20,7 @@ use raptr_core::signing::{self, load, Algorithm, Key, KeyInfo, Signer};
 use raptr_store::ObjectStore;
 use zeroize::Zeroizing;
 
-use crate::repo::{open, repo_error, runtime, Opened};
+use crate::repo::{open, runtime, Opened};
 use crate::CliError;
 
 /// Where `init` keeps the secret keys it makes.
@@ -361,9 +361,7 @@ async fn carriers(
 fn show_repo(repo: &str, json: bool) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let config = raptr_core::repo::load_config(opened.store.as_ref(), &opened.name)
-            .await
-            .map_err(repo_error)?;
+        let config = crate::repo::load_config(&opened).await?;
         let signer = signer(&opened, &config).await?;
         let mut targets: Vec<(String, std::sync::Arc<dyn ObjectStore>, Vec<String>)> = vec![(
             "primary".into(),

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use raptr_core::config::Config;
 use raptr_core::progress::Progress;
 use raptr_core::publish::{Publisher, Replica, Summary};
-use raptr_core::repo;
 use raptr_store::fs::FsStore;
 use raptr_store::ObjectStore;
 
-use crate::repo::{open, repo_error, runtime, Opened};
+use crate::repo::{open, runtime, Opened};
 use crate::CliError;
 
 pub(crate) async fn replicas(opened: &Opened, config: &Config) -> Result<Vec<Replica>, CliError> {
@@ -47,9 +46,7 @@ pub(crate) async fn replicas(opened: &Opened, config: &Config) -> Result<Vec<Rep
 
 async fn publisher(repo: &str) -> Result<Publisher, CliError> {
     let opened = open(repo, false).await?;
-    let config = repo::load_config(opened.store.as_ref(), &opened.name)
-        .await
-        .map_err(repo_error)?;
+    let config = crate::repo::load_config(&opened).await?;
     let signer = crate::keys::signer(&opened, &config).await?;
     let replicas = replicas(&opened, &config).await?;
     let owner = format!("{}:{}", crate::repo::uploader(&opened), std::process::id());
@@ -175,9 +172,7 @@ struct Waiting {
 
 async fn waiting(repo: &str, purged: &[String]) -> Result<Waiting, CliError> {
     let opened = open(repo, false).await?;
-    let config = repo::load_config(opened.store.as_ref(), &opened.name)
-        .await
-        .map_err(repo_error)?;
+    let config = crate::repo::load_config(&opened).await?;
     let (state, _) = raptr_core::publish::state::State::load(opened.store.as_ref())
         .await
         .map_err(|e| CliError(format!("{repo}: cannot read the publish state: {e}")))?;

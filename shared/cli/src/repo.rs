@@ -85,14 +85,17 @@ pub(crate) fn repo_error(e: RepoError) -> CliError {
     CliError(e.to_string())
 }
 
-async fn ingest_for(opened: &Opened) -> Result<Ingest, CliError> {
-    let config = repo::load_config(opened.store.as_ref(), &opened.name)
+/// The ingest function's core over an opened repository and its
+/// configuration (keyrings read as the CLI reads files).
+fn ingest_with(opened: &Opened, config: Config) -> Ingest {
+    Ingest::new(opened.store.clone(), opened.journal.clone(), config)
+        .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone())))
+}
+
+pub(crate) async fn load_config(opened: &Opened) -> Result<Config, CliError> {
+    repo::load_config(opened.store.as_ref(), &opened.name)
         .await
-        .map_err(repo_error)?;
-    Ok(
-        Ingest::new(opened.store.clone(), opened.journal.clone(), config)
-            .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone()))),
-    )
+        .map_err(repo_error)
 }
 
 pub(crate) fn uploader(opened: &Opened) -> String {
@@ -343,9 +346,7 @@ pub fn upload(
     let files = files_to_upload(paths)?;
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let config = repo::load_config(opened.store.as_ref(), &opened.name)
-            .await
-            .map_err(repo_error)?;
+        let config = crate::repo::load_config(&opened).await?;
         // What ingest would reject whatever the files are, refused before
         // anything is stored.
         refuse_target(repo, &config, dist, component)?;
@@ -354,8 +355,7 @@ pub fn upload(
             Some(id) => id.to_string(),
             None => new_upload_id(),
         };
-        let ingest = Ingest::new(opened.store.clone(), opened.journal.clone(), config)
-            .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone())));
+        let ingest = ingest_with(&opened, config);
         let uploader = uploader(&opened);
         let total: usize = groups.iter().map(|g| g.files.len()).sum();
         let mut done = 0;
@@ -520,7 +520,8 @@ pub fn request(repo: &str, path: &Path, json: bool) -> Result<ExitCode, CliError
     };
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
-        let report = submit(&opened, &bytes, &name).await?;
+        let config = load_config(&opened).await?;
+        let report = submit(&opened, config, &bytes, &name).await?;
         let reports = [report];
         print_reports(repo, &reports, json, "requests/");
         Ok(exit_for(&reports))
@@ -540,10 +541,15 @@ pub(crate) fn new_request_name(about: &str) -> String {
 /// Puts a request document where its body says it belongs (a body too
 /// broken to place goes to requests/<name>, and its report says why),
 /// handles it as the ingest function would, and returns its report.
-pub(crate) async fn submit(opened: &Opened, bytes: &[u8], name: &str) -> Result<Report, CliError> {
+pub(crate) async fn submit(
+    opened: &Opened,
+    config: Config,
+    bytes: &[u8],
+    name: &str,
+) -> Result<Report, CliError> {
     let key = raptr_core::request::key_for(bytes, name)
         .unwrap_or_else(|| format!("{}{name}", raptr_core::keys::REQUESTS));
-    let ingest = ingest_for(opened).await?;
+    let ingest = ingest_with(opened, config);
     opened
         .store
         .put(&key, bytes.to_vec().into(), PutOptions::default())
