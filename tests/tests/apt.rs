@@ -693,24 +693,35 @@ async fn a_publisher_stopped_past_its_lease_never_turns_a_release_back() {
             s.publisher_process_with(&[("RUST_LOG", "info"), ("RAPTR_PROGRESS_SECONDS", "0")]);
         let stderr = first.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
-                if line.contains(at) {
-                    let _ = tx.send(line);
+                let said = line.contains(at);
+                lines.lock().expect("log").push(line);
+                if said {
+                    let _ = tx.send(true);
                 }
             }
+            // The publisher ended without saying so.
+            let _ = tx.send(false);
         });
         let said = tokio::task::spawn_blocking(move || {
-            rx.recv_timeout(std::time::Duration::from_secs(120))
+            rx.recv_timeout(std::time::Duration::from_secs(240))
         })
         .await
         .unwrap();
         signal(&first, "-STOP");
-        assert!(said.is_ok(), "{step}: the publisher never said so");
+        if said != Ok(true) {
+            let _ = first.kill();
+            let status = first.wait();
+            let log = log.lock().expect("log").join("\n");
+            panic!("{step}: the publisher never said so ({status:?}); it said:\n{log}");
+        }
         // Past its lease, a second publisher carries out the next change.
         tokio::time::sleep(std::time::Duration::from_millis(
             KILL_LEASE_SECONDS * 1000 + 500,
