@@ -71,6 +71,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     xz: false,
                     uploads: true,
                     upload_keyring: None,
+                    retention: None,
+                    snapshots: None,
                 },
             )]),
         },

@@ -26,6 +26,12 @@ pub struct Change {
     pub packages: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architectures: Option<Vec<String>>,
+    /// The snapshot a snapshot, delete-snapshot or restore names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// A retain request's own policy (else the distribution's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::config::Policy>,
     /// The object that asked for it: `<key>@<etag>`.
     pub origin: String,
     /// Who asked: the principal that uploaded the file or the request (in

@@ -88,6 +88,39 @@ pub struct Distribution {
     /// listing every file of the upload folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_keyring: Option<Keyring>,
+    /// How many versions of each package the distribution serves at most
+    /// (see [`crate::retain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Policy>,
+    /// Snapshots the scheduled run takes by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Schedule>,
+}
+
+/// A retention policy: at least one of the two limits. A version past
+/// either goes (is unlinked from the distribution); the newest version of
+/// each package always stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Keep the newest N versions of each binary package per architecture,
+    /// and of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// Retire versions uploaded more than this many days ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
+}
+
+/// Scheduled snapshots: one every `every_hours` (taken by the first
+/// scheduled run after it is due), named `auto-YYYYMMDD-HHMM` (UTC); the
+/// oldest scheduled ones beyond `keep` are deleted. Snapshots taken by
+/// request are never deleted by the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub every_hours: u32,
+    pub keep: u32,
 }
 
 /// Where a keyring of public keys is: exactly one of `secret` and `file`.
@@ -375,6 +408,8 @@ impl Config {
             xz: false,
             uploads: true,
             upload_keyring: None,
+            retention: None,
+            snapshots: None,
         };
         Config {
             layouts: BTreeMap::from([(
@@ -459,6 +494,28 @@ impl Config {
                         return fail(
                             format!("{at}.upload_keyring"),
                             "the distribution takes no uploads (\"uploads\": false)".into(),
+                        );
+                    }
+                }
+                if let Some(p) = &dist.retention {
+                    if p.keep.is_none() && p.max_age_days.is_none() {
+                        return fail(
+                            format!("{at}.retention"),
+                            "give \"keep\" and/or \"max_age_days\"".into(),
+                        );
+                    }
+                    if p.keep == Some(0) {
+                        return fail(
+                            format!("{at}.retention.keep"),
+                            "0 would keep nothing; the newest version always stays, so give 1 or more".into(),
+                        );
+                    }
+                }
+                if let Some(s) = &dist.snapshots {
+                    if s.every_hours == 0 || s.keep == 0 {
+                        return fail(
+                            format!("{at}.snapshots"),
+                            "\"every_hours\" and \"keep\" must be 1 or more".into(),
                         );
                     }
                 }

@@ -812,6 +812,8 @@ impl Ingest {
             versions: vec![version.clone()],
             packages: None,
             architectures: None,
+            snapshot: None,
+            policy: None,
             origin: format!("{key}@{}", e.etag),
             by: Some(e.uploader.clone()),
         };
@@ -1202,6 +1204,13 @@ impl Ingest {
             versions: Vec::new(),
             packages: req.packages.clone(),
             architectures: req.architectures.clone(),
+            snapshot: req.snapshot.clone(),
+            policy: (req.keep.is_some() || req.max_age_days.is_some()).then_some(
+                crate::config::Policy {
+                    keep: req.keep,
+                    max_age_days: req.max_age_days,
+                },
+            ),
             origin: format!("{key}@{etag}"),
             by: report.uploader.clone(),
         };
@@ -1290,6 +1299,24 @@ impl Ingest {
                 )));
             }
             report.files = files;
+        }
+        if req.action.is_distribution_wide() {
+            report.snapshot = req.snapshot.clone();
+            if let (Some(d), Some(n)) = (&req.distribution, &req.snapshot) {
+                report.suite = Some(crate::snapshot::suite_path(d, n));
+            }
+            let wide = match crate::plan::distribution_wide(self.store.as_ref(), &self.config, req)
+                .await?
+            {
+                Ok(wide) => wide,
+                Err(why) => return Ok(Err(why)),
+            };
+            if req.dry_run {
+                report.reason = Some(format!("dry run: {}; nothing was changed", wide.reason));
+                report.planned = wide.planned;
+                report.retired = wide.retired;
+                return Ok(Ok(()));
+            }
         }
         if req.dry_run {
             let (planned, unchanged) = crate::plan::plan(

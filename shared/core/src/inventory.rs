@@ -135,6 +135,27 @@ pub async fn linked(
     Ok(out)
 }
 
+/// What snapshot `name` of `dist` links, as [`linked`] gives it (the
+/// distribution of each row is the snapshot's suite path, `DIST/_NAME`).
+pub async fn snapshot_linked(
+    store: &dyn ObjectStore,
+    state: &mut State,
+    dist: &str,
+    name: &str,
+) -> Result<Vec<Linked>, StoreError> {
+    let id = crate::snapshot::id(dist, name);
+    state.frozen.load_dist(store, &id).await?;
+    let suite = crate::snapshot::suite_path(dist, name);
+    Ok(state
+        .frozen
+        .get(&id)
+        .into_iter()
+        .flatten()
+        .filter(|(_, files)| !files.is_empty())
+        .filter_map(|(dir, files)| Linked::new(&suite, dir, files))
+        .collect())
+}
+
 /// One version of a bundle in the pool, with where it is linked.
 #[derive(Debug, Clone, Serialize)]
 pub struct Version {
@@ -149,6 +170,9 @@ pub struct Version {
     /// The earliest upload of its files, and who sent them.
     pub uploaded_at: Option<String>,
     pub uploaders: Vec<String>,
+    /// snapshot suite (`DIST/_NAME`) → the file names it links.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub in_snapshots: BTreeMap<String, Vec<String>>,
     /// Files no distribution links: since when, and from when the next
     /// purge deletes them (the grace period later).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -205,8 +229,26 @@ pub async fn versions(
         .links
         .load_dirs(store, manifests.iter().map(|(d, _)| d.as_str()))
         .await?;
+    state
+        .frozen
+        .load_dirs(store, manifests.iter().map(|(d, _)| d.as_str()))
+        .await?;
     let mut out = Vec::new();
     for (dir, m) in manifests {
+        let mut in_snapshots = BTreeMap::new();
+        for id in state.frozen.dists() {
+            let Some((d, n)) = crate::snapshot::split_id(&id) else {
+                continue;
+            };
+            if let Some(files) = state.frozen.get(&id).and_then(|x| x.get(&dir)) {
+                if !files.is_empty() {
+                    in_snapshots.insert(
+                        crate::snapshot::suite_path(d, n),
+                        files.iter().cloned().collect(),
+                    );
+                }
+            }
+        }
         let mut linked_in = BTreeMap::new();
         for dist in state.links.dists() {
             if let Some(files) = state.links.get(&dist).and_then(|d| d.get(&dir)) {
@@ -256,6 +298,7 @@ pub async fn versions(
             pool_dir: dir,
             files,
             linked_in,
+            in_snapshots,
             uploaded_at,
             uploaders: uploaders.into_iter().collect(),
             unreferenced,

@@ -17,7 +17,9 @@ pub mod publish;
 pub mod repo;
 pub mod report;
 pub mod request;
+pub mod retain;
 pub mod signing;
+pub mod snapshot;
 pub mod time;
 
 /// What serde_json says is wrong with a document, as one bounded line: its

@@ -64,6 +64,16 @@ pub struct Report {
     /// last publish.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<crate::plan::Planned>,
+    /// Versions a retention policy unlinked because of this upload or
+    /// request (or would, in a dry run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<crate::retain::Retired>,
+    /// Snapshot requests: the snapshot, and the suite path apt is given
+    /// for it (`DIST/_NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     /// The journal entry that carries the change to the publisher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_seq: Option<u64>,

@@ -22,6 +22,18 @@ pub enum Action {
     Purge,
     /// Check every replica against its Release and repair what is missing.
     Verify,
+    /// Freeze a distribution's link state under a name and publish it as a
+    /// suite of its own (see [`crate::snapshot`]).
+    Snapshot,
+    /// Delete a snapshot: its published files go after the grace period,
+    /// the pool files only it referenced at the first purge after that.
+    #[serde(rename = "delete-snapshot")]
+    DeleteSnapshot,
+    /// Put a distribution's link state back to a snapshot's.
+    Restore,
+    /// Apply a retention policy (the distribution's, or one given) to a
+    /// whole distribution now.
+    Retain,
 }
 
 impl Action {
@@ -32,7 +44,20 @@ impl Action {
             Action::Remove => "remove",
             Action::Purge => "purge",
             Action::Verify => "verify",
+            Action::Snapshot => "snapshot",
+            Action::DeleteSnapshot => "delete-snapshot",
+            Action::Restore => "restore",
+            Action::Retain => "retain",
         }
+    }
+
+    /// The actions that act on one distribution as a whole and name no
+    /// bundle: snapshot, delete-snapshot, restore, retain.
+    pub fn is_distribution_wide(self) -> bool {
+        matches!(
+            self,
+            Action::Snapshot | Action::DeleteSnapshot | Action::Restore | Action::Retain
+        )
     }
 }
 
@@ -55,6 +80,17 @@ pub struct Request {
     pub packages: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architectures: Option<Vec<String>>,
+    /// The snapshot's name (snapshot, delete-snapshot, restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Retain: keep this many newest versions instead of the
+    /// distribution's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// Retain: retire versions older than this many days instead of the
+    /// distribution's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_days: Option<u32>,
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -86,12 +122,16 @@ pub struct Target {
 pub const MAX_REQUEST: usize = 64 << 10;
 
 /// The actions, in the order the README lists them.
-pub const ACTIONS: [Action; 5] = [
+pub const ACTIONS: [Action; 9] = [
     Action::Link,
     Action::Unlink,
     Action::Remove,
     Action::Purge,
     Action::Verify,
+    Action::Snapshot,
+    Action::DeleteSnapshot,
+    Action::Restore,
+    Action::Retain,
 ];
 
 /// What a request's key says it does and where (README, "Requests"):
@@ -101,6 +141,7 @@ pub const ACTIONS: [Action; 5] = [
 /// | link, unlink | `requests/<action>/<distribution>/<component>/<name>.json` |
 /// | remove | `requests/remove/<component>/<name>.json` |
 /// | purge, verify | `requests/<action>/<name>.json` |
+/// | snapshot, delete-snapshot, restore, retain | `requests/<action>/<distribution>/<name>.json` |
 ///
 /// The action comes first, from a fixed set, so no distribution or
 /// component name can be mistaken for one, and an IAM policy scopes who may
@@ -144,6 +185,7 @@ impl Place {
             Action::Link | Action::Unlink => 2,
             Action::Remove => 1,
             Action::Purge | Action::Verify => 0,
+            _ => 1,
         };
         if scope.len() != want || scope.iter().any(|s| s.is_empty()) {
             return Err(format!(
@@ -154,6 +196,7 @@ impl Place {
         }
         let (distribution, component) = match scope {
             [d, c] => (Some(d.to_string()), Some(c.to_string())),
+            [d] if action.is_distribution_wide() => (Some(d.to_string()), None),
             [c] => (None, Some(c.to_string())),
             _ => (None, None),
         };
@@ -173,6 +216,7 @@ impl Place {
             }
             Action::Remove => (None, Some(r.component.clone()?)),
             Action::Purge | Action::Verify => (None, None),
+            _ => (Some(r.distribution.clone()?), None),
         };
         Some(Place {
             action: r.action,
@@ -199,6 +243,10 @@ impl Place {
             Action::Remove => "requests/remove/<component>/<name>.json",
             Action::Purge => "requests/purge/<name>.json",
             Action::Verify => "requests/verify/<name>.json",
+            Action::Snapshot => "requests/snapshot/<distribution>/<name>.json",
+            Action::DeleteSnapshot => "requests/delete-snapshot/<distribution>/<name>.json",
+            Action::Restore => "requests/restore/<distribution>/<name>.json",
+            Action::Retain => "requests/retain/<distribution>/<name>.json",
         }
     }
 
@@ -286,7 +334,73 @@ impl Request {
                 ));
             }
         }
+        let wide = self.action.is_distribution_wide();
+        for (field, set, allowed) in [
+            (
+                "snapshot",
+                self.snapshot.is_some(),
+                wide && self.action != Action::Retain,
+            ),
+            ("keep", self.keep.is_some(), self.action == Action::Retain),
+            (
+                "max_age_days",
+                self.max_age_days.is_some(),
+                self.action == Action::Retain,
+            ),
+        ] {
+            if set && !allowed {
+                return refuse(field, "is not used");
+            }
+        }
         match self.action {
+            _ if wide => {
+                for (field, set) in [
+                    ("bundle", self.bundle.is_some()),
+                    ("version", self.version.is_some()),
+                    ("component", self.component.is_some()),
+                    ("packages", self.packages.is_some()),
+                    ("architectures", self.architectures.is_some()),
+                ] {
+                    if set {
+                        return refuse(field, "is not used; it applies to the whole distribution");
+                    }
+                }
+                let Some(d) = &self.distribution else {
+                    return refuse("distribution", "is required");
+                };
+                if !config.primary_layout().distributions.contains_key(d) {
+                    return Err(format!(
+                        "\"distribution\": {} is not a distribution of this repository",
+                        excerpt(d)
+                    ));
+                }
+                if self.action == Action::Retain {
+                    if self.keep == Some(0) {
+                        return Err("\"keep\": 0 would retire everything; the newest version is always kept, so give 1 or more".into());
+                    }
+                    let given = self.keep.is_some() || self.max_age_days.is_some();
+                    let configured = config.primary_layout().distributions[d].retention.is_some();
+                    if !given && !configured {
+                        return Err(format!(
+                            "distribution {} has no retention policy; give \"keep\" and/or \"max_age_days\", or set \"retention\" in its layout entry",
+                            excerpt(d)
+                        ));
+                    }
+                } else {
+                    match &self.snapshot {
+                        None => return refuse("snapshot", "(the snapshot's name) is required"),
+                        Some(n) if !crate::snapshot::valid_name(n) => {
+                            return Err(format!(
+                                "\"snapshot\": {} is not a snapshot name ({})",
+                                excerpt(n),
+                                crate::snapshot::NAME_RULE
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(None)
+            }
             Action::Purge | Action::Verify => {
                 for (field, set) in [
                     ("bundle", self.bundle.is_some()),
@@ -302,7 +416,7 @@ impl Request {
                 }
                 Ok(None)
             }
-            Action::Link | Action::Unlink | Action::Remove => {
+            _ => {
                 let Some(bundle) = &self.bundle else {
                     return refuse("bundle", "(the source package name) is required");
                 };

@@ -1702,3 +1702,382 @@ async fn an_identical_upload_during_a_purge_is_stored_again_after_it() {
         );
     }
 }
+
+/// Every bucket's view of one suite path (a distribution, or a snapshot's
+/// `DIST/_NAME`), checked as apt reads it: `None` where it is not served.
+async fn suite_views(w: &World, suite: &str) -> Vec<(String, Option<View>)> {
+    let verify = |t: &str| w.signer.verify_clear(t).map_err(|e| e.to_string());
+    let mut out = Vec::new();
+    for (name, store) in w.stores() {
+        out.push((
+            name.clone(),
+            client_view(store.as_ref(), &verify, suite, &name).await,
+        ));
+    }
+    out
+}
+
+fn accepted(r: &Report) {
+    assert_eq!(
+        r.status,
+        Some(raptr_formats::bundle::Status::Accepted),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_outlives_removal_and_purge_restores_and_goes_only_when_deleted() {
+    let w = world();
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let r = w
+        .request(
+            "snap",
+            r#"{"action":"snapshot","distribution":"stable","snapshot":"s1"}"#,
+        )
+        .await;
+    accepted(&r);
+    assert_eq!(r.suite.as_deref(), Some("stable/_s1"));
+    w.publish().await;
+    let old = ["foo 1.0-1 amd64", "foo-common 1.0-1 all"];
+    for (who, v) in suite_views(&w, "stable/_s1").await {
+        let v = v.unwrap_or_else(|| panic!("{who}: snapshot s1 not served"));
+        assert_eq!(lines(&v, "main/binary-amd64/Packages"), old, "{who}");
+        assert!(v.release.contains("Suite: stable\n"), "{who}");
+    }
+    // A second snapshot under the same name is refused, by ingest and
+    // then by the publisher.
+    let r = w
+        .request(
+            "snap-again",
+            r#"{"action":"snapshot","distribution":"stable","snapshot":"s1"}"#,
+        )
+        .await;
+    assert_eq!(r.status, Some(raptr_formats::bundle::Status::Rejected));
+    assert!(r.reason.unwrap().contains("exists already"));
+
+    // Newer version in, the old one removed: the snapshot still serves it.
+    w.upload("stable", "b2", &bundle("foo", "1.0-2")).await;
+    accepted(
+        &w.request(
+            "remove",
+            r#"{"action":"remove","bundle":"foo","version":"1.0-1","component":"main"}"#,
+        )
+        .await,
+    );
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages"),
+            ["foo 1.0-2 amd64", "foo-common 1.0-2 all"],
+            "{who}"
+        );
+    }
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    assert!(
+        p.purge(false).await.unwrap().is_empty(),
+        "a snapshot's files are references for purge"
+    );
+    for (who, v) in suite_views(&w, "stable/_s1").await {
+        assert_eq!(
+            lines(&v.unwrap(), "main/binary-amd64/Packages"),
+            old,
+            "{who}: the snapshot never changes"
+        );
+    }
+
+    // Restore: a dry run says what would change and changes nothing.
+    let r = w
+        .request(
+            "restore-dry",
+            r#"{"action":"restore","distribution":"stable","snapshot":"s1","dry_run":true}"#,
+        )
+        .await;
+    accepted(&r);
+    let links = r
+        .planned
+        .iter()
+        .filter(|p| p.action == raptr_core::request::Action::Link)
+        .count();
+    assert_eq!((links, r.planned.len() - links), (6, 6), "{:?}", r.planned);
+    assert_eq!(w.publish().await.changes, 0);
+    let r = w
+        .request(
+            "restore",
+            r#"{"action":"restore","distribution":"stable","snapshot":"s1"}"#,
+        )
+        .await;
+    accepted(&r);
+    w.publish().await;
+    let report = Report::read(w.primary.as_ref(), &r.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("6 file(s) linked, 6 unlinked"),
+        "{report:?}"
+    );
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-amd64/Packages"),
+            old,
+            "{who}: restored"
+        );
+        assert_eq!(dists["stable"].sources.len(), 1, "{who}");
+    }
+
+    // Unlinked again and the snapshot deleted: its files go after the
+    // grace period, the pool files only it referenced at a purge after it.
+    accepted(
+        &w.request(
+            "unlink",
+            r#"{"action":"unlink","bundle":"foo","version":"1.0-1","component":"main","distribution":"stable"}"#,
+        )
+        .await,
+    );
+    accepted(
+        &w.request(
+            "delete",
+            r#"{"action":"delete-snapshot","distribution":"stable","snapshot":"s1"}"#,
+        )
+        .await,
+    );
+    w.publish().await;
+    let deb_key = "pool/main/f/foo/1.0-1/foo_1.0-1_amd64.deb";
+    let mut p = w.publisher();
+    p.now = in_13_hours;
+    assert!(
+        p.purge(false).await.unwrap().is_empty(),
+        "within the grace period"
+    );
+    for (who, v) in suite_views(&w, "stable/_s1").await {
+        assert!(v.is_some(), "{who}: served until the grace period is over");
+    }
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    let purged = p.purge(false).await.unwrap();
+    assert!(purged.contains(&deb_key.to_string()), "{purged:?}");
+    // The next run past the grace period deletes the snapshot's files.
+    p.run().await.unwrap();
+    for (who, store) in w.stores() {
+        assert!(
+            matches!(store.head(deb_key).await, Err(StoreError::NotFound { .. })),
+            "{who}"
+        );
+        assert!(
+            matches!(
+                store.head("dists/stable/_s1/InRelease").await,
+                Err(StoreError::NotFound { .. })
+            ),
+            "{who}: the deleted snapshot is gone"
+        );
+    }
+    let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+        .await
+        .unwrap();
+    assert!(state.snapshots.is_empty() && state.frozen.is_empty());
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_versions_and_never_purges_what_another_distribution_links() {
+    let mut w = world();
+    for d in w.distributions() {
+        d.retention = Some(raptr_core::config::Policy {
+            keep: Some(2),
+            max_age_days: None,
+        });
+    }
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.upload("stable", "b2", &bundle("foo", "1.0-2")).await;
+    accepted(&w.request("promote", r#"{"action":"link","bundle":"foo","version":"1.0-1","component":"main","distribution":"testing"}"#).await);
+    w.publish().await;
+    // A dry run of a stricter policy lists what it would retire and
+    // changes nothing.
+    let r = w
+        .request(
+            "retain-dry",
+            r#"{"action":"retain","distribution":"stable","keep":1,"dry_run":true}"#,
+        )
+        .await;
+    accepted(&r);
+    let versions: BTreeSet<&str> = r.retired.iter().map(|x| x.version.as_str()).collect();
+    assert_eq!(versions, BTreeSet::from(["1.0-1"]), "{:?}", r.retired);
+    // foo and foo-common on amd64 and arm64... and the source's files.
+    assert!(r.retired.iter().any(|x| x.architecture == "all"));
+    assert!(r.retired.iter().any(|x| x.package == "source"));
+    assert_eq!(w.publish().await.changes, 0);
+
+    w.upload("stable", "b3", &bundle("foo", "1.0-3")).await;
+    w.publish().await;
+    for (who, dists) in w.views().await {
+        assert_eq!(
+            lines(&dists["stable"], "main/binary-arm64/Packages"),
+            [
+                "foo 1.0-2 arm64",
+                "foo 1.0-3 arm64",
+                "foo-common 1.0-2 all",
+                "foo-common 1.0-3 all"
+            ],
+            "{who}"
+        );
+        assert_eq!(
+            dists["stable"].sources,
+            BTreeSet::from(["foo 1.0-2".to_string(), "foo 1.0-3".to_string()]),
+            "{who}"
+        );
+        assert_eq!(
+            lines(&dists["testing"], "main/binary-amd64/Packages"),
+            ["foo 1.0-1 amd64", "foo-common 1.0-1 all"],
+            "{who}: only unlinked where the policy applies"
+        );
+    }
+    // The upload that caused it says what went.
+    let mut retired = Vec::new();
+    for o in w
+        .primary
+        .list("reports/incoming/stable/main/b3/")
+        .await
+        .unwrap()
+    {
+        let key = o
+            .key
+            .trim_start_matches("reports/")
+            .trim_end_matches(".json");
+        if let Some(r) = Report::read(w.primary.as_ref(), key).await.unwrap() {
+            retired.extend(r.retired);
+        }
+    }
+    assert!(!retired.is_empty());
+    assert!(
+        retired
+            .iter()
+            .all(|x| x.version == "1.0-1" && x.distribution == "stable"),
+        "{retired:?}"
+    );
+    // Still linked in testing: never purged.
+    let mut p = w.publisher();
+    p.now = in_49_hours;
+    assert!(p.purge(false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn scheduled_snapshots_are_taken_when_due_and_only_the_last_ones_kept() {
+    let mut w = world();
+    for d in w.distributions() {
+        d.snapshots = Some(raptr_core::config::Schedule {
+            every_hours: 24,
+            keep: 2,
+        });
+    }
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.publish().await;
+    let names = || async {
+        let (state, _) = raptr_core::publish::state::State::load(w.primary.as_ref())
+            .await
+            .unwrap();
+        state
+            .snapshots
+            .get("stable")
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let first = names().await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    w.publish().await;
+    assert_eq!(names().await, first, "not due again yet");
+    let mut p = w.publisher();
+    p.now = || ms_later(25);
+    p.run().await.unwrap();
+    let mut p = w.publisher();
+    p.now = || ms_later(50);
+    p.run().await.unwrap();
+    let now = names().await;
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(!now.contains(&first[0]), "the oldest went: {now:?}");
+    for n in &now {
+        for (who, v) in suite_views(&w, &format!("stable/_{n}")).await {
+            let v = v.unwrap_or_else(|| panic!("{who}: {n} not served"));
+            assert_eq!(
+                lines(&v, "main/binary-amd64/Packages"),
+                ["foo 1.0-1 amd64", "foo-common 1.0-1 all"]
+            );
+        }
+    }
+}
+
+/// A run that takes a snapshot and restores another, dying after its n-th
+/// write: the next run converges, every bucket serving both snapshots and
+/// the restored distribution whole.
+async fn snapshot_crash_case(n: u64) -> bool {
+    // One replica: the replica writes repeat the primary's.
+    let mut w = world();
+    w.replicas.truncate(1);
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    w.request(
+        "s1",
+        r#"{"action":"snapshot","distribution":"stable","snapshot":"s1"}"#,
+    )
+    .await;
+    w.publish().await;
+    w.upload("stable", "b2", &bundle("bar", "2.0-1")).await;
+    w.publish().await;
+    w.request(
+        "s2",
+        r#"{"action":"snapshot","distribution":"stable","snapshot":"s2"}"#,
+    )
+    .await;
+    w.request(
+        "restore",
+        r#"{"action":"restore","distribution":"stable","snapshot":"s1"}"#,
+    )
+    .await;
+    let faults = Faults::crash_after(n);
+    let _ = w
+        .publisher_with(w.config.clone(), &faults, None)
+        .run()
+        .await;
+    let crashed = faults.tripped();
+    // Whatever a bucket serves meanwhile is whole (client_view checks).
+    w.views().await;
+    let s = w.publish().await;
+    assert!(
+        s.replicas
+            .values()
+            .all(|r| r.error.is_none() && r.generation == s.generation),
+        "write {n}: {s:?}"
+    );
+    let first = ["foo 1.0-1 amd64", "foo-common 1.0-1 all"];
+    let both = [
+        "bar 2.0-1 amd64",
+        "bar-common 2.0-1 all",
+        "foo 1.0-1 amd64",
+        "foo-common 1.0-1 all",
+    ];
+    for (suite, expected) in [
+        ("stable", &first[..]),
+        ("stable/_s1", &first[..]),
+        ("stable/_s2", &both[..]),
+    ] {
+        for (who, v) in suite_views(&w, suite).await {
+            let v = v.unwrap_or_else(|| panic!("write {n}: {who}: {suite} not served"));
+            assert_eq!(
+                lines(&v, "main/binary-amd64/Packages"),
+                expected,
+                "write {n}: {who}: {suite}"
+            );
+        }
+    }
+    assert!(w.table.pending(10).await.unwrap().is_empty(), "write {n}");
+    crashed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_or_restore_that_dies_at_any_write_converges() {
+    let total = every_crash_point(snapshot_crash_case).await;
+    assert!(total > 30, "only {total} writes");
+}

@@ -231,4 +231,15 @@ impl Sandbox {
             .output()
             .expect("apt-get runs")
     }
+
+    /// Runs `apt-cache ARGS` in `cwd` (`policy`, `madison`, ...).
+    pub fn apt_cache(&self, args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+        std::process::Command::new("apt-cache")
+            .current_dir(cwd)
+            .env("APT_CONFIG", self.dir.join("apt.conf"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("apt-cache runs")
+    }
 }

@@ -42,6 +42,9 @@ pub struct Links {
     map: BTreeMap<String, Dirs>,
     loaded: BTreeSet<(String, u32)>,
     changed: BTreeSet<(String, u32)>,
+    /// Shard objects replaced by a [`Links::flush`], to delete with the
+    /// ones the next [`Links::write`] replaces.
+    retired: Vec<String>,
 }
 
 /// The shard of a pool directory (`pool/<component>/<p>/<bundle>/<version>`).
@@ -250,11 +253,48 @@ impl Links {
             .any(|dirs| dirs.get(dir).is_some_and(|files| files.contains(name))))
     }
 
+    /// Whether no distribution has links.
+    pub fn is_empty(&self) -> bool {
+        self.stored.is_empty() && self.map.values().all(BTreeMap::is_empty)
+    }
+
+    /// Writes the changed shards now (see [`Links::write`]), keeping the
+    /// keys of the ones they replace for the next `write` to return.
+    pub async fn flush(&mut self, store: &dyn ObjectStore) -> Result<(), StoreError> {
+        let replaced = self.write(store).await?;
+        self.retired = replaced;
+        Ok(())
+    }
+
+    /// The shard objects `dist` lists now (changed shards must be written
+    /// first: [`Links::flush`]).
+    pub fn shards(&self, dist: &str) -> BTreeMap<u32, String> {
+        self.stored.get(dist).cloned().unwrap_or_default()
+    }
+
+    /// Lists `shards` (objects another [`Links`] wrote) under `name`, to be
+    /// read on demand like any other; they are never written again.
+    pub fn adopt(&mut self, name: &str, shards: BTreeMap<u32, String>) {
+        self.forget(name);
+        if !shards.is_empty() {
+            self.stored.insert(name.to_string(), shards);
+        }
+    }
+
+    /// Drops `name` and its links (its shard objects are left to whoever
+    /// deletes unlisted shards).
+    pub fn forget(&mut self, name: &str) {
+        self.stored.remove(name);
+        self.map.remove(name);
+        self.loaded.retain(|(d, _)| d != name);
+        self.changed.retain(|(d, _)| d != name);
+    }
+
     /// Writes the changed shards as new objects; returns the keys of the
     /// ones they replace, to delete once the state that lists the new ones
     /// is saved.
     pub async fn write(&mut self, store: &dyn ObjectStore) -> Result<Vec<String>, StoreError> {
-        let mut replaced = Vec::new();
+        let mut replaced = std::mem::take(&mut self.retired);
         for (dist, shard) in std::mem::take(&mut self.changed) {
             let dirs: Dirs = self
                 .map

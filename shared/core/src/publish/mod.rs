@@ -49,7 +49,9 @@ pub mod fence;
 pub mod index;
 pub mod links;
 pub mod release;
+pub mod retention;
 pub mod segment;
+mod snapshots;
 pub mod state;
 pub mod verify;
 pub mod xz;
@@ -410,17 +412,29 @@ impl Publisher {
         self.check_identity(&held.state)?;
         self.refresh_due(&mut held.state);
         self.drop_removed(held).await?;
+        if held.state.next.is_some() {
+            // A generation a run died building is finished as it was
+            // before anything else is applied: a snapshot it carries must
+            // freeze the links it froze, not later ones.
+            let seqs = held.state.applied.clone();
+            if !seqs.is_empty() {
+                self.table.mark_done(&held.lease, &seqs).await?;
+            }
+            self.write_generation(held, summary, &segment::Manifests::new())
+                .await?;
+        }
         loop {
             let pending = self.table.pending(BATCH).await?;
-            let more = pending.len() == BATCH;
-            let (applied, manifests) = self.apply_all(held, &pending, summary).await?;
+            let (applied, manifests, consumed) = self.apply_all(held, &pending, summary).await?;
+            // A snapshot ends its batch: the rest waits for the next one.
+            let more = pending.len() == BATCH || consumed < pending.len();
             if applied
                 || !held.state.dirty.is_empty()
                 || held.state.next.is_some()
                 || held.state.identity.is_empty()
             {
                 self.save(held).await?;
-                let seqs: Vec<u64> = pending.iter().map(|c| c.seq).collect();
+                let seqs: Vec<u64> = pending[..consumed].iter().map(|c| c.seq).collect();
                 if !seqs.is_empty() {
                     self.table.mark_done(&held.lease, &seqs).await?;
                 }
@@ -431,6 +445,8 @@ impl Publisher {
                 break;
             }
         }
+        // After the journal: a scheduled snapshot freezes what it brought.
+        self.scheduled(held, summary).await?;
         self.fan_out(held, summary).await?;
         self.report(held).await?;
         self.expire(held, summary).await?;
@@ -566,14 +582,69 @@ impl Publisher {
         Ok(())
     }
 
+    /// Snapshots the schedule asks for now, and snapshots whose Release is
+    /// due to be signed again: published in a generation of their own,
+    /// after the journal's changes.
+    async fn scheduled(&self, held: &mut Held, summary: &mut Summary) -> Result<()> {
+        let now = (self.now)();
+        let state = &mut held.state;
+        if state.next.is_some() || !state.dirty.is_empty() {
+            return Ok(());
+        }
+        let due = self.schedule_due(state, now);
+        let resign = self.snapshots_due(state, now);
+        if due.is_empty() && resign.is_empty() {
+            return Ok(());
+        }
+        let mut next = state.history_next();
+        for (dist, name, old) in due {
+            let change = |action, name: String| Change {
+                action,
+                distribution: Some(dist.clone()),
+                component: None,
+                bundle: None,
+                versions: Vec::new(),
+                packages: None,
+                architectures: None,
+                snapshot: Some(name),
+                policy: None,
+                origin: "schedule".into(),
+                by: Some("schedule".into()),
+            };
+            tracing::info!(dist, name, "scheduled snapshot");
+            self.take_snapshot(
+                state,
+                &mut next,
+                &change(Action::Snapshot, name.clone()),
+                now,
+            )
+            .await?;
+            for o in old {
+                tracing::info!(
+                    dist,
+                    name = o,
+                    "scheduled snapshot past the schedule's keep"
+                );
+                self.delete_snapshot(state, &change(Action::DeleteSnapshot, o), now)
+                    .await?;
+            }
+        }
+        next.snapshots.extend(resign);
+        state.next = Some(next);
+        self.save(held).await?;
+        self.write_generation(held, summary, &segment::Manifests::new())
+            .await
+    }
+
     /// Applies journal entries to the link state. Returns whether anything
-    /// was applied, and the manifests it read (the rebuild needs them too).
+    /// was applied, the manifests it read (the rebuild needs them too), and
+    /// how many of the entries it went through (a snapshot ends the batch).
     async fn apply_all(
         &self,
         held: &mut Held,
         pending: &[raptr_store::table::Change],
         summary: &mut Summary,
-    ) -> Result<(bool, segment::Manifests)> {
+    ) -> Result<(bool, segment::Manifests, usize)> {
         let state = &mut held.state;
         // Indices the layout has that are not published yet, or whose
         // segments are unknown (an older state, or an architecture that left
@@ -644,7 +715,9 @@ impl Publisher {
         let mut manifests = segment::Manifests::new();
         let mut next = state.history_next();
         let mut any = false;
+        let mut consumed = 0;
         for entry in pending {
+            consumed += 1;
             if state.applied.contains(&entry.seq) {
                 continue;
             }
@@ -660,11 +733,14 @@ impl Publisher {
             state.applied.push(entry.seq);
             summary.changes += 1;
             any = true;
+            if change.action == Action::Snapshot {
+                break;
+            }
         }
         if any || !state.dirty.is_empty() {
             state.next = Some(next);
         }
-        Ok((any, manifests))
+        Ok((any, manifests, consumed))
     }
 
     async fn manifest<'m>(
@@ -757,6 +833,12 @@ impl Publisher {
                         }
                     }
                 }
+                let bundles: Vec<String> = dirs()
+                    .iter()
+                    .filter_map(|(d, _)| crate::retain::bundle_prefix(d).map(str::to_string))
+                    .collect();
+                self.retain(state, change, dist, Some(&bundles), manifests, now)
+                    .await?;
             }
             Action::Unlink | Action::Remove => {
                 let dists: Vec<String> = match (&change.action, &change.distribution) {
@@ -786,7 +868,7 @@ impl Publisher {
                         for name in &gone {
                             self.mark_dirty(state, dist, &dir, name, false);
                             let key = format!("{dir}/{name}");
-                            if !state.links.is_linked(store, &key).await? {
+                            if !self.referenced(state, &key).await? {
                                 state.unreferenced.entry(key).or_insert(now);
                             }
                         }
@@ -800,23 +882,43 @@ impl Publisher {
                                 .map(|m| m.files.keys().cloned().collect())
                                 .unwrap_or_default(),
                         };
+                        let mut dropped = Vec::new();
                         for name in &names {
                             let key = format!("{dir}/{name}");
-                            if !state.links.is_linked(store, &key).await? {
-                                state.unreferenced.entry(key).or_insert(now);
+                            if !self.referenced(state, &key).await? {
+                                state.unreferenced.entry(key.clone()).or_insert(now);
+                            }
+                            // A snapshot still serves it: its manifest
+                            // entry stays while a snapshot lists it (a
+                            // restore renders its stanza from it).
+                            if !state.frozen.is_linked(store, &key).await? {
+                                dropped.push(name.clone());
                             }
                         }
                         // Dropped from the manifest once this state is
                         // saved; later entries of this run already see it.
                         if let Some(Some(m)) = manifests.get_mut(&dir) {
-                            m.files.retain(|n, _| !names.contains(n));
+                            m.files.retain(|n, _| !dropped.contains(n));
                         }
-                        state.removed.entry(dir.clone()).or_default().extend(names);
+                        state
+                            .removed
+                            .entry(dir.clone())
+                            .or_default()
+                            .extend(dropped);
                     }
                 }
             }
             Action::Purge => state.purge_requests.push(change.origin.clone()),
             Action::Verify => state.verify_requests.push(change.origin.clone()),
+            Action::Snapshot => self.take_snapshot(state, next, change, now).await?,
+            Action::DeleteSnapshot => self.delete_snapshot(state, change, now).await?,
+            Action::Restore => self.restore(state, next, change, now).await?,
+            Action::Retain => {
+                if let Some(dist) = &change.distribution {
+                    self.retain(state, change, dist, None, manifests, now)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -967,6 +1069,7 @@ impl Publisher {
             }
             next.released.insert(dist.clone());
         }
+        self.publish_snapshots(state, &next, now).await?;
         next.published_at = crate::time::rfc3339(now);
         state.generation = next.generation;
         summary.generations.push(next.generation);
@@ -1190,6 +1293,7 @@ impl Publisher {
         });
         if full {
             held.state.links.load_all(self.store.as_ref()).await?;
+            held.state.frozen.load_all(self.store.as_ref()).await?;
         }
         let state = &held.state;
         let lease = &held.lease;
@@ -1272,6 +1376,18 @@ impl Publisher {
                         pool.extend(names.iter().map(|n| format!("{dir}/{n}")));
                     }
                 }
+                // What its snapshots still serve.
+                for name in state
+                    .snapshots
+                    .get(*dist)
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                {
+                    let id = crate::snapshot::id(dist, name);
+                    for (dir, names) in state.frozen.get(&id).into_iter().flatten() {
+                        pool.extend(names.iter().map(|n| format!("{dir}/{n}")));
+                    }
+                }
                 paths.insert(dist, state.indices[*dist].keys().cloned().collect());
             } else {
                 for g in state.history.iter().filter(|g| g.generation > at) {
@@ -1325,6 +1441,8 @@ impl Publisher {
                 .write(target, dist)
                 .await?;
         }
+        self.sync_snapshots(state, target, &r.distributions, at, full)
+            .await?;
         Ok(())
     }
 
@@ -1414,28 +1532,35 @@ impl Publisher {
         let grace = u64::from(self.config.retention.grace_period_hours) * 3_600_000;
         let now = (self.now)();
         let store = self.store.as_ref();
-        let links = &mut held.state.links;
-        let past: Vec<&String> = held
+        let past: Vec<String> = held
             .state
             .unreferenced
             .iter()
             .filter(|(_, since)| now.saturating_sub(**since) >= grace)
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.clone())
             .collect();
-        // Their shards in every distribution, read together rather than
-        // one by one as each file is checked.
-        let dirs = past
+        // Their shards in every distribution and snapshot, read together
+        // rather than one by one as each file is checked.
+        let dirs: Vec<&str> = past
             .iter()
-            .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d));
-        links.load_dirs(store, dirs).await?;
+            .filter_map(|k| k.rsplit_once('/').map(|(d, _)| d))
+            .collect();
+        held.state
+            .links
+            .load_dirs(store, dirs.iter().copied())
+            .await?;
+        held.state
+            .frozen
+            .load_dirs(store, dirs.iter().copied())
+            .await?;
         let mut due = Vec::new();
         for k in past {
-            if !links.is_linked(store, k).await? && !source_in_use(links, k) {
-                due.push(k.clone());
+            if !self.referenced(&mut held.state, &k).await? {
+                due.push(k);
             }
         }
         if !dry_run {
-            self.sweep_shards(&held.state.links).await?;
+            self.sweep_shards(&held.state).await?;
         }
         if dry_run || due.is_empty() {
             return Ok(due);
@@ -1470,8 +1595,9 @@ impl Publisher {
     /// died between saving the state and deleting the shards it replaced,
     /// or by one that lost its lease before saving. Called under the lease,
     /// when every shard this run wrote is listed.
-    async fn sweep_shards(&self, links: &Links) -> Result<()> {
-        let listed = links.keys();
+    async fn sweep_shards(&self, state: &State) -> Result<()> {
+        let mut listed = state.links.keys();
+        listed.extend(state.frozen.keys());
         let stale: Vec<String> = self
             .store
             .list(links::PREFIX)

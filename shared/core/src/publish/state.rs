@@ -74,6 +74,13 @@ pub struct State {
     /// in between leaks nothing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed: BTreeMap<String, BTreeSet<String>>,
+    /// Snapshots: distribution → name → what it is (see [`crate::snapshot`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<String, BTreeMap<String, crate::snapshot::Snapshot>>,
+    /// The frozen link state of each snapshot, under its id `DIST/NAME`:
+    /// the shard objects its distribution listed when it was taken.
+    #[serde(default, skip_serializing_if = "Links::is_empty")]
+    pub frozen: Links,
     /// Where an unfinished verify pass is (see [`super::verify`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_cursor: Option<super::verify::Cursor>,
@@ -106,6 +113,9 @@ pub struct Generation {
     /// Distributions whose Release it signed anew.
     #[serde(default)]
     pub released: BTreeSet<String>,
+    /// Snapshots it published or signed anew (ids `DIST/NAME`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub snapshots: BTreeSet<String>,
 }
 
 impl State {
@@ -134,7 +144,10 @@ impl State {
         store: &dyn ObjectStore,
         etag: Option<&str>,
     ) -> Result<String, StoreError> {
-        let replaced = self.links.write(store).await?;
+        let mut replaced = self.links.write(store).await?;
+        // A snapshot may list a shard the distribution no longer does.
+        let frozen = self.frozen.keys();
+        replaced.retain(|k| !frozen.contains(k));
         let body = serde_json::to_vec(self).map_err(|e| StoreError::Permanent {
             key: STATE_KEY.into(),
             source: Box::new(e),
