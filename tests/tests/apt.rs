@@ -1239,3 +1239,132 @@ async fn the_shipped_policies_let_each_role_do_its_job_and_nothing_else() {
     update_cleanly(&apt, &work, "stable");
     ok(apt.apt_get(&["download", "hello"], &work), "stable");
 }
+
+/// hello at `version`, amd64 only.
+fn hello_at(version: &str) -> Vec<File> {
+    vec![(
+        deb_name("hello", version, "amd64"),
+        deb("hello", version, "amd64", None, version),
+    )]
+}
+
+/// Snapshots, retention and rollback, as apt on every replica sees them:
+/// stable keeps two versions, a machine pinned to a snapshot keeps
+/// installing what it froze, byte for byte, and a bad promotion is undone
+/// by one restore request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_retention_and_rollback_on_every_replica() {
+    let emu = tokio::task::spawn_blocking(Emulator::shared).await.unwrap();
+    let s = stack_on(emu, "snap", |c| {
+        let stable = c
+            .layouts
+            .get_mut("default")
+            .unwrap()
+            .distributions
+            .get_mut("stable")
+            .unwrap();
+        stable.retention = Some(raptr_core::config::Policy {
+            keep: Some(2),
+            max_age_days: None,
+        });
+    })
+    .await;
+    for v in ["1.0-1", "1.0-2", "1.0-3"] {
+        s.upload("testing/main", &format!("build-{v}"), &hello_at(v));
+    }
+    let link = |v: &str| {
+        format!(
+            r#"{{"action": "link", "bundle": "hello", "version": "{v}", "component": "main", "distribution": "stable"}}"#
+        )
+    };
+    s.request("link-1.json", &link("1.0-1"));
+    s.dispatch().await;
+    let report = s.request(
+        "snapshot.json",
+        r#"{"action": "snapshot", "distribution": "stable", "snapshot": "good"}"#,
+    );
+    s.dispatch().await;
+    let r = s.report(&report);
+    assert_eq!(
+        (r["status"].as_str(), r["suite"].as_str()),
+        (Some("accepted"), Some("stable/_good")),
+        "{r:#}"
+    );
+    let v1 = ["hello 1.0-1 amd64"];
+    let (apt, work) = s.apt("frozen", &s.replicas[2].1, "stable/_good");
+    update_cleanly(&apt, &work, "the snapshot");
+    ok(apt.apt_get(&["download", "hello"], &work), "the snapshot");
+    let frozen = std::fs::read(work.join("hello_1.0-1_amd64.deb")).unwrap();
+
+    // Two more versions promoted, the last a bad one: stable keeps the
+    // newest two (the report of the link that caused it says so); the
+    // snapshot and testing keep 1.0-1.
+    s.request("link-2.json", &link("1.0-2"));
+    let bad = s.request("link-3.json", &link("1.0-3"));
+    s.dispatch().await;
+    let r = s.report(&bad);
+    let retired: Vec<&str> = r["retired"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r:#}"))
+        .iter()
+        .filter_map(|x| x["version"].as_str())
+        .collect();
+    assert_eq!(retired, ["1.0-1"], "{r:#}");
+    for seen in s.apt_on_every_replica("stable", "retention").await {
+        assert_eq!(seen, ["hello 1.0-2 amd64", "hello 1.0-3 amd64"], "keep 2");
+    }
+    let (apt, work) = s.apt("policy", &s.replicas[0].1, "stable");
+    update_cleanly(&apt, &work, "stable");
+    let policy = text(&apt.apt_cache(&["madison", "hello"], &work));
+    assert_eq!(policy.lines().count(), 2, "apt sees two versions: {policy}");
+    let verify = |t: &str| s.signer.verify_clear(t).map_err(|e| e.to_string());
+    let testing = client_view(&s.primary, &verify, "testing", "primary")
+        .await
+        .unwrap();
+    assert_eq!(
+        raptr_testkit::apt::lines(&testing, "main/binary-amd64/Packages").len(),
+        3,
+        "testing has no policy"
+    );
+    // Pinned to the snapshot, every replica still serves 1.0-1 alone
+    // (apt would download the newest it offers).
+    for (name, bucket, _) in &s.replicas {
+        let (apt, work) = s.apt(&format!("pinned-{name}"), bucket, "stable/_good");
+        update_cleanly(&apt, &work, "pinned");
+        ok(apt.apt_get(&["download", "hello"], &work), "pinned");
+        assert_eq!(
+            std::fs::read(work.join("hello_1.0-1_amd64.deb")).unwrap(),
+            frozen,
+            "{name}: byte for byte"
+        );
+    }
+
+    // Undone by one request; its dry run first changes nothing.
+    let restore = |dry: bool| {
+        format!(
+            r#"{{"action": "restore", "distribution": "stable", "snapshot": "good", "dry_run": {dry}}}"#
+        )
+    };
+    let served = inreleases(&s, "stable").await;
+    let dry = s.request("restore-dry.json", &restore(true));
+    s.dispatch().await;
+    let r = s.report(&dry);
+    assert_eq!(r["planned"].as_array().map(Vec::len), Some(3), "{r:#}");
+    assert!(
+        inreleases(&s, "stable").await == served,
+        "a dry run changes nothing"
+    );
+    let done = s.request("restore.json", &restore(false));
+    s.dispatch().await;
+    let r = s.report(&done);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 file(s) linked, 2 unlinked"),
+        "{r:#}"
+    );
+    for seen in s.apt_on_every_replica("stable", "restored").await {
+        assert_eq!(seen, v1, "restored on every replica");
+    }
+}

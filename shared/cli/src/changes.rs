@@ -69,6 +69,9 @@ pub fn run(
             distribution: distribution.map(str::to_string),
             packages: some(&what.packages),
             architectures: some(&what.architectures),
+            snapshot: None,
+            keep: None,
+            max_age_days: None,
             dry_run: what.dry_run,
         };
         let body = serde_json::to_vec_pretty(&request)
@@ -189,4 +192,86 @@ async fn pool_holds(
         .await
         .map_err(|e| CliError(format!("{}: cannot list {base}: {e}", opened.name)))?;
     Ok(!page.objects.is_empty())
+}
+
+/// What a snapshot, delete-snapshot, restore or retention command asks.
+#[derive(Debug, Default)]
+pub struct Wide<'a> {
+    pub snapshot: Option<&'a str>,
+    pub keep: Option<u32>,
+    pub max_age_days: Option<u32>,
+    pub dry_run: bool,
+}
+
+/// `snapshot`, `delete-snapshot`, `restore` and `retention`: the request
+/// document for the whole distribution, submitted as `raptr request` does.
+/// A snapshot's answer ends with the `deb` line that pins a machine to it.
+pub fn wide(
+    repo: &str,
+    action: Action,
+    distribution: &str,
+    what: &Wide<'_>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async {
+        let opened = open(repo, false).await?;
+        let config = crate::repo::load_config(&opened).await?;
+        known_distribution(repo, &config, distribution)?;
+        let request = Request {
+            action,
+            bundle: None,
+            version: None,
+            component: None,
+            distribution: Some(distribution.to_string()),
+            packages: None,
+            architectures: None,
+            snapshot: what.snapshot.map(str::to_string),
+            keep: what.keep,
+            max_age_days: what.max_age_days,
+            dry_run: what.dry_run,
+        };
+        let body = serde_json::to_vec_pretty(&request)
+            .map_err(|e| CliError(format!("cannot write the request: {e}")))?;
+        let name = format!(
+            "{}.json",
+            new_request_name(&format!("{}-{distribution}", action.as_str()))
+        );
+        let components = config.primary_layout().distributions[distribution]
+            .components
+            .clone();
+        let report = submit(&opened, config.clone(), &body, &name).await?;
+        let reports = [report];
+        print_reports(repo, &reports, json, "requests/");
+        if !json {
+            for r in &reports[0].retired {
+                println!(
+                    "  {} {} {} {} ({})",
+                    if what.dry_run {
+                        "would retire"
+                    } else {
+                        "retires"
+                    },
+                    r.package,
+                    r.version,
+                    r.architecture,
+                    r.distribution
+                );
+            }
+            let accepted = reports[0].status == Some(raptr_formats::bundle::Status::Accepted);
+            if let (Action::Snapshot, Some(n), true, false) =
+                (action, what.snapshot, accepted, what.dry_run)
+            {
+                println!(
+                    "after the next publish, apt reads it with:\n  {}",
+                    raptr_core::snapshot::deb_line(
+                        &crate::repo::apt_url(&opened, &config),
+                        distribution,
+                        n,
+                        &components
+                    )
+                );
+            }
+        }
+        Ok(exit_for(&reports))
+    })
 }

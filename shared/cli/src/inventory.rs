@@ -104,6 +104,45 @@ pub fn list(
     runtime()?.block_on(async {
         let mut l = load(repo).await?;
         let all = l.distributions();
+        // A snapshot's suite: DIST/_NAME (no component starts with `_`).
+        if let Some((d, n)) = place.and_then(|p| p.split_once("/_")) {
+            if !l.state.snapshots.get(d).is_some_and(|m| m.contains_key(n)) {
+                return Err(CliError(format!(
+                    "{repo} has no snapshot {n} of {d}; `raptr --repo {repo} snapshots` lists them"
+                )));
+            }
+            let rows: Vec<Linked> = inventory::snapshot_linked(
+                l.opened.store.as_ref(),
+                &mut l.state,
+                d,
+                n,
+            )
+            .await
+            .map_err(|e| CliError(format!("{repo}: cannot read the snapshot's links: {e}")))?
+            .into_iter()
+            .filter(|r| package.is_none_or(|p| r.names(p)))
+            .collect();
+            let as_of = l.as_of().await;
+            if json {
+                crate::output::print(&serde_json::json!({
+                    "repo": repo,
+                    "as_of": as_of,
+                    "links": rows,
+                    "elsewhere": [],
+                }));
+            } else {
+                print_rows(&rows);
+                println!(
+                    "{} bundle version(s) linked in snapshot {n} of {d} (it never changes), {as_of}",
+                    rows.len()
+                );
+            }
+            return Ok(ExitCode::from(if rows.is_empty() && package.is_some() {
+                1
+            } else {
+                0
+            }));
+        }
         let (dists, component) = match place {
             None => (all.clone(), None),
             Some(p) => {
@@ -307,6 +346,9 @@ pub fn show(
                 };
                 println!("  linked in {dist}: {of}");
             }
+            for (suite, files) in &v.in_snapshots {
+                println!("  in snapshot {suite}: {} file(s)", files.len());
+            }
             if !v.files.is_empty() {
                 println!("  files:");
             }
@@ -361,4 +403,86 @@ async fn not_a_bundle(l: &mut Loaded, repo: &str, name: &str) -> CliError {
     CliError(format!(
         "{repo}: no bundle {name} in the pool; `raptr --repo {repo} search {name}` finds names containing it"
     ))
+}
+
+/// One snapshot, as `raptr snapshots` lists it.
+#[derive(Debug, serde::Serialize)]
+struct SnapshotRow {
+    distribution: String,
+    name: String,
+    /// The suite path apt is given (`DIST/_NAME`).
+    suite: String,
+    taken_at: String,
+    files: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+}
+
+/// `raptr snapshots [DIST]`
+pub fn snapshots(repo: &str, dist: Option<&str>, json: bool) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async {
+        let l = load(repo).await?;
+        if let Some(d) = dist {
+            let all = l.distributions();
+            if !all.iter().any(|x| x == d) {
+                return Err(CliError(format!(
+                    "{repo} has no distribution {d}; it has {}",
+                    all.join(", ")
+                )));
+            }
+        }
+        let rows: Vec<SnapshotRow> = l
+            .state
+            .snapshots
+            .iter()
+            .filter(|(d, _)| dist.is_none_or(|x| x == d.as_str()))
+            .flat_map(|(d, m)| {
+                m.iter().map(move |(n, s)| SnapshotRow {
+                    distribution: d.clone(),
+                    name: n.clone(),
+                    suite: raptr_core::snapshot::suite_path(d, n),
+                    taken_at: s.taken_at.clone(),
+                    files: s.files,
+                    by: s.by.clone(),
+                })
+            })
+            .collect();
+        let as_of = l.as_of().await;
+        if json {
+            crate::output::print(&serde_json::json!({
+                "repo": repo,
+                "as_of": as_of,
+                "snapshots": rows,
+            }));
+        } else {
+            let url = crate::repo::apt_url(&l.opened, &l.config);
+            for r in &rows {
+                println!(
+                    "{}  {}  {} file(s)  taken {}{}",
+                    r.suite,
+                    r.name,
+                    r.files,
+                    r.taken_at,
+                    r.by.as_deref()
+                        .map(|b| format!(" by {b}"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(r) = rows.first() {
+                let comps = l
+                    .config
+                    .primary_layout()
+                    .distributions
+                    .get(&r.distribution)
+                    .map(|d| d.components.clone())
+                    .unwrap_or_default();
+                println!(
+                    "apt pins a machine to one with, for example:\n  {}",
+                    raptr_core::snapshot::deb_line(&url, &r.distribution, &r.name, &comps)
+                );
+            }
+            println!("{} snapshot(s), {as_of}", rows.len());
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }

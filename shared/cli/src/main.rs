@@ -137,11 +137,60 @@ enum Command {
         #[command(flatten)]
         what: changes::What,
     },
+    /// Freeze a distribution's link state as snapshot NAME (a date, a
+    /// release number), published at the next publish as the suite
+    /// DISTRIBUTION/_NAME with its own signed Release; prints the `deb`
+    /// line that pins a machine to it. A snapshot never changes; its pool
+    /// files stay while it exists. Exit 0: accepted; 1: rejected.
+    Snapshot {
+        distribution: String,
+        name: String,
+        /// Say what would be frozen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The snapshots of a repository (or of one distribution): name, when
+    /// taken, files, suite path.
+    Snapshots { distribution: Option<String> },
+    /// Delete a snapshot: its published files go after the grace period,
+    /// the pool files only it referenced at the first purge after that.
+    DeleteSnapshot {
+        distribution: String,
+        name: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Put a distribution's link state back to a snapshot's, as one new
+    /// generation (undo a bad promotion). With --dry-run, list what would
+    /// be linked and unlinked.
+    Restore {
+        distribution: String,
+        /// The snapshot.
+        name: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply a retention policy to a whole distribution now: its own
+    /// ("retention" in its layout entry), or the one given. With
+    /// --dry-run, list the versions it would retire (to try a policy
+    /// before turning it on).
+    Retention {
+        distribution: String,
+        /// Keep the newest N versions of each package and architecture.
+        #[arg(long, value_name = "N")]
+        keep: Option<u32>,
+        /// Retire versions uploaded more than D days ago (never the newest).
+        #[arg(long, value_name = "D")]
+        max_age_days: Option<u32>,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List what distributions link: one line per bundle version and
     /// distribution (version as the pool names it, without an epoch).
     /// Exit 1 when --package matched nothing.
     List {
-        /// DISTRIBUTION or DISTRIBUTION/COMPONENT (default: all).
+        /// DISTRIBUTION, DISTRIBUTION/COMPONENT, or a snapshot's suite
+        /// DISTRIBUTION/_NAME (default: every distribution).
         place: Option<String>,
         /// Only this bundle or binary package.
         #[arg(long, value_name = "NAME")]
@@ -276,6 +325,59 @@ fn main() -> ExitCode {
         }),
         Command::Remove { what } => with_repo(&cli.repo, |r| {
             changes::run(r, Action::Remove, &what, None, cli.json)
+        }),
+        Command::Snapshot {
+            distribution,
+            name,
+            dry_run,
+        } => with_repo(&cli.repo, |r| {
+            let what = changes::Wide {
+                snapshot: Some(&name),
+                dry_run,
+                ..Default::default()
+            };
+            changes::wide(r, Action::Snapshot, &distribution, &what, cli.json)
+        }),
+        Command::DeleteSnapshot {
+            distribution,
+            name,
+            dry_run,
+        } => with_repo(&cli.repo, |r| {
+            let what = changes::Wide {
+                snapshot: Some(&name),
+                dry_run,
+                ..Default::default()
+            };
+            changes::wide(r, Action::DeleteSnapshot, &distribution, &what, cli.json)
+        }),
+        Command::Restore {
+            distribution,
+            name,
+            dry_run,
+        } => with_repo(&cli.repo, |r| {
+            let what = changes::Wide {
+                snapshot: Some(&name),
+                dry_run,
+                ..Default::default()
+            };
+            changes::wide(r, Action::Restore, &distribution, &what, cli.json)
+        }),
+        Command::Retention {
+            distribution,
+            keep,
+            max_age_days,
+            dry_run,
+        } => with_repo(&cli.repo, |r| {
+            let what = changes::Wide {
+                keep,
+                max_age_days,
+                dry_run,
+                ..Default::default()
+            };
+            changes::wide(r, Action::Retain, &distribution, &what, cli.json)
+        }),
+        Command::Snapshots { distribution } => with_repo(&cli.repo, |r| {
+            inventory::snapshots(r, distribution.as_deref(), cli.json)
         }),
         Command::List { place, package } => with_repo(&cli.repo, |r| {
             inventory::list(r, place.as_deref(), package.as_deref(), cli.json)

@@ -620,3 +620,28 @@ pub(crate) fn print_reports(repo: &str, reports: &[Report], json: bool, place: &
         count(Status::Pending)
     );
 }
+
+/// The URL apt is given for the repository: `file:DIR` for a directory
+/// (its first replica's directory when it has replicas), else the primary
+/// bucket's S3 address (a replica's, or CloudFront's, in practice).
+pub(crate) fn apt_url(opened: &Opened, config: &Config) -> String {
+    match &opened.dir {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+            match config.replicas.first() {
+                Some(r) => format!(
+                    "file:{}",
+                    dir.parent().unwrap_or(&dir).join(&r.bucket).display()
+                ),
+                None => format!("file:{}", dir.display()),
+            }
+        }
+        None => match config.replicas.first() {
+            Some(r) => format!("https://{}.s3.{}.amazonaws.com", r.bucket, r.region),
+            None => format!(
+                "https://{}.s3.{}.amazonaws.com",
+                config.primary.bucket, config.primary.region
+            ),
+        },
+    }
+}

@@ -13,3 +13,4 @@ mod operator;
 mod publish;
 mod repo;
 mod s3;
+mod snapshots;

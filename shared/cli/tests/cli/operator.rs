@@ -884,10 +884,22 @@ fn every_json_output_conforms_to_the_documented_schema() {
         r(&["unlink", "hello", "1.0-1", "--from", "testing"]),
     ));
     docs.push(("publish", r(&["publish"])));
+    docs.push(("request", r(&["snapshot", "stable", "s1", "--dry-run"])));
+    docs.push(("request", r(&["snapshot", "stable", "s1"])));
+    docs.push(("publish", r(&["publish"])));
+    docs.push(("snapshots", r(&["snapshots"])));
+    docs.push(("list", r(&["list", "stable/_s1"])));
+    docs.push(("request", r(&["restore", "stable", "s1", "--dry-run"])));
+    docs.push((
+        "request",
+        r(&["retention", "stable", "--keep", "1", "--dry-run"]),
+    ));
     docs.push(("list", r(&["list"])));
     docs.push(("list", r(&["list", "testing", "--package", "hello"])));
     docs.push(("search", r(&["search", "hel*"])));
     docs.push(("show", r(&["show", "hello"])));
+    docs.push(("request", r(&["delete-snapshot", "stable", "s1"])));
+    docs.push(("publish", r(&["publish"])));
     docs.push(("purge", r(&["purge", "--dry-run"])));
     docs.push(("verify", r(&["verify", "--dry-run"])));
     docs.push(("key_show_repo", r(&["key", "show"])));
