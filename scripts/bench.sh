@@ -22,6 +22,11 @@
 #     emulator: wall time and store requests (GET and LIST), and the binary's
 #     own wall time; next to `reprepro list` and `reprepro ls` on section 5's
 #     reprepro repository of the same size, when section 5 has made it.
+#  7. Snapshots, restore and retention in local mode on BENCH_SNAPSHOT
+#     (100,000) packages: the publish that publishes a snapshot and the
+#     bytes it adds (next to the size of one set of index files), a restore
+#     (dry run, then its publish), a link under a keep-1 policy, and a
+#     whole-distribution retention dry run.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -34,7 +39,7 @@ cargo build --release --locked -q -p raptr
 cargo build --release --locked -q -p raptr-formats --example digest --example gen_debs
 bin=target/release
 # BENCH_SECTIONS picks sections by number (default: all).
-want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5 6} " == *" $1 "* ]]; }
+want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5 6 7} " == *" $1 "* ]]; }
 timed() { # label command...
   local label=$1; shift
   # Whatever the set-up left unwritten goes to disk first, so that no run
@@ -196,4 +201,44 @@ if [ -d "$r/db" ]; then
 else
   echo "  (reprepro: run section 5 with $n packages first for its figures)"
 fi
+fi
+
+if want 7; then
+n=${BENCH_SNAPSHOT:-100000}
+echo "== snapshots, restore and retention on $n packages (local mode)"
+cargo build --release --locked -q -p raptr-core --example publish_bench
+d=$PWD/$bench/snapshot-$n
+rm -rf "$d"
+"$bin/examples/publish_bench" "$d" "$n" >/dev/null 2>&1
+start=$(date +%s)
+"$bin/raptr" --repo "$d/repo" publish >/dev/null
+printf '  %-38s %7d s   (untimed set-up)\n' "raptr publish, full" $(( $(date +%s) - start ))
+# One set of index files: the canonical ones (by-hash holds the same bytes).
+idx="$d/repo/dists/stable/main/binary-amd64"
+indices=$(cat "$idx/Packages" "$idx/Packages.gz" | wc -c)
+"$bin/raptr" --repo "$d/repo" snapshot stable s1 >/dev/null
+timed "raptr publish of a snapshot" "$bin/raptr" --repo "$d/repo" publish
+# Bytes the snapshot's files hold (a directory store may hard-link copies:
+# counted as written all the same), the state included in nothing.
+printf '  %-38s %7d KB   (one set of index files: %d KB; it also has them by hash)\n' \
+  "bytes the snapshot wrote" $(( $(du -sbl "$d/repo/dists/stable/_s1" | cut -f1) / 1024 )) $(( indices / 1024 ))
+# A promotion to undo: 1.0-2 of one package, 1.0-1 unlinked.
+"$bin/raptr" --repo "$d/repo" upload stable/main "$d/next-1.deb" >/dev/null
+"$bin/raptr" --repo "$d/repo" unlink bench-pkg000000 1.0-1 --from stable >/dev/null
+"$bin/raptr" --repo "$d/repo" publish >/dev/null
+timed "raptr restore --dry-run" "$bin/raptr" --repo "$d/repo" restore stable s1 --dry-run
+"$bin/raptr" --repo "$d/repo" restore stable s1 >/dev/null
+timed "raptr publish of the restore" "$bin/raptr" --repo "$d/repo" publish
+python3 - "$d/repo/config/raptr.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+for layout in config["layouts"].values():
+    for dist in layout["distributions"].values():
+        dist["retention"] = {"keep": 1}
+json.dump(config, open(path, "w"), indent=2)
+PY
+"$bin/raptr" --repo "$d/repo" upload stable/main "$d/next-2.deb" >/dev/null
+timed "raptr publish, a link under keep-1" "$bin/raptr" --repo "$d/repo" publish
+timed "raptr retention --dry-run, all $n" "$bin/raptr" --repo "$d/repo" retention stable --keep 1 --dry-run
 fi

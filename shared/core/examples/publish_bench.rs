@@ -4,7 +4,8 @@
 //! all linked in the publisher's state with nothing published yet, so that
 //! the next `raptr publish` is a full publish from the manifests. Also
 //! writes two more debs beside it (`extra-1.deb`, `extra-2.deb`) for the
-//! add-one runs.
+//! add-one runs, and two newer versions of `bench-pkg000000` (`next-1.deb`
+//! at 1.0-2, `next-2.deb` at 1.0-3) for the snapshot and retention runs.
 //!
 //! Usage: cargo run --release -p raptr-core --example publish_bench -- DIR N
 
@@ -22,14 +23,14 @@ use raptr_store::fs::FsStore;
 use raptr_store::{ObjectStore, PutOptions};
 use raptr_testkit::{ar, gzip, tar, Entry};
 
-fn control(name: &str, i: usize) -> String {
+fn control(name: &str, i: usize, version: &str) -> String {
     format!(
-        "Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: raptr bench <bench@example.com>\nInstalled-Size: 12\nDepends: libc6 (>= 2.36), bench-common\nSection: misc\nPriority: optional\nHomepage: https://example.com/{name}\nDescription: benchmark package number {i}\n Generated for raptr's publish benchmark.\n"
+        "Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: raptr bench <bench@example.com>\nInstalled-Size: 12\nDepends: libc6 (>= 2.36), bench-common\nSection: misc\nPriority: optional\nHomepage: https://example.com/{name}\nDescription: benchmark package number {i}\n Generated for raptr's publish benchmark.\n"
     )
 }
 
-fn deb(name: &str, i: usize) -> (String, Vec<u8>) {
-    let c = control(name, i);
+fn deb(name: &str, i: usize, version: &str) -> (String, Vec<u8>) {
+    let c = control(name, i, version);
     let ctl = gzip(&tar(&[Entry::File("./control", c.as_bytes())]));
     let payload = format!("package {i}\n").repeat(50);
     let data = gzip(&tar(&[Entry::File(
@@ -94,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = raptr_core::time::rfc3339(raptr_core::time::now_ms());
     for i in 0..n {
         let name = format!("bench-pkg{i:06}");
-        let (control, bytes) = deb(&name, i);
+        let (control, bytes) = deb(&name, i, "1.0-1");
         let dir = format!("pool/main/b/{name}/1.0-1");
         let file = format!("{name}_1.0-1_amd64.deb");
         let digests = Digests::of(&bytes);
@@ -142,7 +143,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     state.save(store.as_ref(), None).await?;
     for k in 1..=2 {
         let name = format!("bench-extra{k}");
-        std::fs::write(root.join(format!("extra-{k}.deb")), deb(&name, n + k).1)?;
+        std::fs::write(
+            root.join(format!("extra-{k}.deb")),
+            deb(&name, n + k, "1.0-1").1,
+        )?;
+        std::fs::write(
+            root.join(format!("next-{k}.deb")),
+            deb("bench-pkg000000", 0, &format!("1.0-{}", k + 1)).1,
+        )?;
     }
     println!("{n} packages in {}", repo.display());
     Ok(())
