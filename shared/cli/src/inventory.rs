@@ -111,37 +111,21 @@ pub fn list(
                     "{repo} has no snapshot {n} of {d}; `raptr --repo {repo} snapshots` lists them"
                 )));
             }
-            let rows: Vec<Linked> = inventory::snapshot_linked(
-                l.opened.store.as_ref(),
-                &mut l.state,
-                d,
-                n,
-            )
-            .await
-            .map_err(|e| CliError(format!("{repo}: cannot read the snapshot's links: {e}")))?
-            .into_iter()
-            .filter(|r| package.is_none_or(|p| r.names(p)))
-            .collect();
+            let rows: Vec<Linked> =
+                inventory::snapshot_linked(l.opened.store.as_ref(), &mut l.state, d, n)
+                    .await
+                    .map_err(|e| {
+                        CliError(format!("{repo}: cannot read the snapshot's links: {e}"))
+                    })?
+                    .into_iter()
+                    .filter(|r| package.is_none_or(|p| r.names(p)))
+                    .collect();
             let as_of = l.as_of().await;
-            if json {
-                crate::output::print(&serde_json::json!({
-                    "repo": repo,
-                    "as_of": as_of,
-                    "links": rows,
-                    "elsewhere": [],
-                }));
-            } else {
-                print_rows(&rows);
-                println!(
-                    "{} bundle version(s) linked in snapshot {n} of {d} (it never changes), {as_of}",
-                    rows.len()
-                );
-            }
-            return Ok(ExitCode::from(if rows.is_empty() && package.is_some() {
-                1
-            } else {
-                0
-            }));
+            let what = format!(" linked in snapshot {n} of {d} (it never changes)");
+            print_list(repo, &as_of, &rows, &[], &what, json);
+            return Ok(ExitCode::from(u8::from(
+                rows.is_empty() && package.is_some(),
+            )));
         }
         let (dists, component) = match place {
             None => (all.clone(), None),
@@ -189,37 +173,43 @@ pub fn list(
             _ => Vec::new(),
         };
         let as_of = l.as_of().await;
-        if json {
-            crate::output::print(&serde_json::json!({
-                "repo": repo,
-                "as_of": as_of,
-                "links": rows,
-                "elsewhere": elsewhere,
-            }));
-        } else {
-            print_rows(&rows);
-            let what = match place {
-                Some(p) => p.to_string(),
-                None => "the repository".into(),
-            };
-            let of = package.map(|p| format!(" of {p}")).unwrap_or_default();
-            println!(
-                "{} bundle version(s){of} linked in {what}, {as_of}",
-                rows.len()
-            );
-            for r in &elsewhere {
-                println!(
-                    "  {} {} is linked in {}/{}",
-                    r.bundle, r.version, r.distribution, r.component
-                );
-            }
-        }
-        Ok(ExitCode::from(if rows.is_empty() && package.is_some() {
-            1
-        } else {
-            0
-        }))
+        let of = package.map(|p| format!(" of {p}")).unwrap_or_default();
+        let what = format!("{of} linked in {}", place.unwrap_or("the repository"));
+        print_list(repo, &as_of, &rows, &elsewhere, &what, json);
+        Ok(ExitCode::from(u8::from(
+            rows.is_empty() && package.is_some(),
+        )))
     })
+}
+
+/// `list`'s answer: the rows, then how many and what (`what` follows the
+/// count: " linked in stable"), as of when, and
+/// where a package missing here is linked instead.
+fn print_list(
+    repo: &str,
+    as_of: &AsOf,
+    rows: &[Linked],
+    elsewhere: &[Linked],
+    what: &str,
+    json: bool,
+) {
+    if json {
+        crate::output::print(&serde_json::json!({
+            "repo": repo,
+            "as_of": as_of,
+            "links": rows,
+            "elsewhere": elsewhere,
+        }));
+        return;
+    }
+    print_rows(rows);
+    println!("{} bundle version(s){what}, {as_of}", rows.len());
+    for r in elsewhere {
+        println!(
+            "  {} {} is linked in {}/{}",
+            r.bundle, r.version, r.distribution, r.component
+        );
+    }
 }
 
 fn print_rows(rows: &[Linked]) {

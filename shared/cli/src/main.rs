@@ -330,38 +330,38 @@ fn main() -> ExitCode {
             distribution,
             name,
             dry_run,
-        } => with_repo(&cli.repo, |r| {
-            let what = changes::Wide {
-                snapshot: Some(&name),
-                dry_run,
-                ..Default::default()
-            };
-            changes::wide(r, Action::Snapshot, &distribution, &what, cli.json)
-        }),
+        } => snapshot_request(
+            &cli.repo,
+            cli.json,
+            Action::Snapshot,
+            &distribution,
+            &name,
+            dry_run,
+        ),
         Command::DeleteSnapshot {
             distribution,
             name,
             dry_run,
-        } => with_repo(&cli.repo, |r| {
-            let what = changes::Wide {
-                snapshot: Some(&name),
-                dry_run,
-                ..Default::default()
-            };
-            changes::wide(r, Action::DeleteSnapshot, &distribution, &what, cli.json)
-        }),
+        } => snapshot_request(
+            &cli.repo,
+            cli.json,
+            Action::DeleteSnapshot,
+            &distribution,
+            &name,
+            dry_run,
+        ),
         Command::Restore {
             distribution,
             name,
             dry_run,
-        } => with_repo(&cli.repo, |r| {
-            let what = changes::Wide {
-                snapshot: Some(&name),
-                dry_run,
-                ..Default::default()
-            };
-            changes::wide(r, Action::Restore, &distribution, &what, cli.json)
-        }),
+        } => snapshot_request(
+            &cli.repo,
+            cli.json,
+            Action::Restore,
+            &distribution,
+            &name,
+            dry_run,
+        ),
         Command::Retention {
             distribution,
             keep,
@@ -439,6 +439,26 @@ fn main() -> ExitCode {
             ExitCode::from(USAGE)
         }
     }
+}
+
+/// `snapshot`, `delete-snapshot` and `restore`: a request naming a
+/// distribution's snapshot.
+fn snapshot_request(
+    repo: &Option<String>,
+    json: bool,
+    action: Action,
+    distribution: &str,
+    name: &str,
+    dry_run: bool,
+) -> Result<ExitCode, CliError> {
+    with_repo(repo, |r| {
+        let what = changes::Wide {
+            snapshot: Some(name),
+            dry_run,
+            ..Default::default()
+        };
+        changes::wide(r, action, distribution, &what, json)
+    })
 }
 
 fn with_repo(

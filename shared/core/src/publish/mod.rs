@@ -1176,12 +1176,7 @@ impl Publisher {
         let Some(d) = self.config.primary_layout().distributions.get(dist) else {
             return Ok(());
         };
-        let identity = state
-            .identity
-            .get(dist)
-            .cloned()
-            .or_else(|| self.identity_of(dist))
-            .ok_or_else(|| PublishError::Refused(format!("{dist}: not in the layout")))?;
+        let identity = self.release_identity(state, dist)?;
         let mut files = BTreeMap::new();
         for comp in &d.components {
             for arch in &d.architectures {
@@ -1201,30 +1196,52 @@ impl Publisher {
                 }
             }
         }
-        let binary: Vec<String> = d
-            .architectures
-            .iter()
-            .filter(|a| *a != "source")
+        let signed = self.sign_release(&identity, dist, &files, now)?;
+        // InRelease last: apt reads it first, and it must list only what
+        // is already in place.
+        signed.write(self.store.as_ref(), dist).await?;
+        Ok(())
+    }
+
+    /// The identity `dist`'s Releases carry: as first published, else as
+    /// the configuration has it.
+    fn release_identity(&self, state: &State, dist: &str) -> Result<Identity> {
+        state
+            .identity
+            .get(dist)
             .cloned()
-            .collect();
+            .or_else(|| self.identity_of(dist))
+            .ok_or_else(|| PublishError::Refused(format!("{dist}: not in the layout")))
+    }
+
+    /// A Release for `dist`'s layout entry, listing `files`, dated `now`,
+    /// rendered and signed (a distribution's, or one of its snapshots').
+    fn sign_release(
+        &self,
+        identity: &Identity,
+        dist: &str,
+        files: &BTreeMap<String, index::IndexSum>,
+        now: u64,
+    ) -> Result<release::Signed> {
+        let (archs, comps) = match self.config.primary_layout().distributions.get(dist) {
+            Some(d) => (d.architectures.clone(), d.components.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let binary: Vec<String> = archs.into_iter().filter(|a| a != "source").collect();
         let fields = ReleaseFields {
             identity: &self.config.release,
             suite: &identity.suite,
             codename: &identity.codename,
             date_ms: now,
             architectures: &binary,
-            components: &d.components,
+            components: &comps,
         };
-        let text = index::render_release(&fields, &files);
-        let signed = release::Signed {
+        let text = index::render_release(&fields, files);
+        Ok(release::Signed {
             detached: Bytes::from(self.signer.detach_sign(&text)?),
             inrelease: Bytes::from(self.signer.clearsign(&text)?),
             release: Bytes::from(text),
-        };
-        // InRelease last: apt reads it first, and it must list only what
-        // is already in place.
-        signed.write(self.store.as_ref(), dist).await?;
-        Ok(())
+        })
     }
 
     /// Publishes the public keys where they are missing or differ: every

@@ -9,11 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use raptr_formats::bundle::Status;
 use raptr_store::ObjectStore;
 
-use super::index::{self, ReleaseFields};
+use super::index;
 use super::state::{Generation, State};
 use super::{content_type, options, release, Publisher, Result, CACHE_IMMUTABLE, CACHE_MUTABLE};
 use crate::change::Change;
@@ -312,31 +311,8 @@ impl Publisher {
         snap: &Snapshot,
         now: u64,
     ) -> Result<release::Signed> {
-        let identity = state
-            .identity
-            .get(dist)
-            .cloned()
-            .or_else(|| self.identity_of(dist))
-            .ok_or_else(|| super::PublishError::Refused(format!("{dist}: not in the layout")))?;
-        let (archs, comps) = match self.config.primary_layout().distributions.get(dist) {
-            Some(d) => (d.architectures.clone(), d.components.clone()),
-            None => (Vec::new(), Vec::new()),
-        };
-        let binary: Vec<String> = archs.into_iter().filter(|a| a != "source").collect();
-        let fields = ReleaseFields {
-            identity: &self.config.release,
-            suite: &identity.suite,
-            codename: &identity.codename,
-            date_ms: now,
-            architectures: &binary,
-            components: &comps,
-        };
-        let text = index::render_release(&fields, &snap.indices);
-        Ok(release::Signed {
-            detached: Bytes::from(self.signer.detach_sign(&text)?),
-            inrelease: Bytes::from(self.signer.clearsign(&text)?),
-            release: Bytes::from(text),
-        })
+        let identity = self.release_identity(state, dist)?;
+        self.sign_release(&identity, dist, &snap.indices, now)
     }
 
     /// Snapshots whose Release is due to be signed again (past half its
