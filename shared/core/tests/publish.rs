@@ -2081,3 +2081,48 @@ async fn a_snapshot_or_restore_that_dies_at_any_write_converges() {
     let total = every_crash_point(snapshot_crash_case).await;
     assert!(total > 30, "only {total} writes");
 }
+
+/// With Valid-Until, a snapshot's Release is signed again at half its
+/// validity like a distribution's, on every replica, listing the same
+/// index files: a machine pinned to it never sees it expire.
+#[tokio::test]
+async fn a_snapshot_release_with_valid_until_is_signed_again_and_lists_the_same_files() {
+    let mut w = world();
+    w.config.release.valid_for_days = Some(1);
+    w.upload("stable", "b1", &bundle("foo", "1.0-1")).await;
+    accepted(
+        &w.request(
+            "snap",
+            r#"{"action":"snapshot","distribution":"stable","snapshot":"s1"}"#,
+        )
+        .await,
+    );
+    w.publish().await;
+    let before = suite_views(&w, "stable/_s1").await;
+    let release = |v: &View| {
+        let files: Vec<String> = v
+            .release
+            .lines()
+            .filter(|l| l.starts_with(' '))
+            .map(str::to_string)
+            .collect();
+        let date = v
+            .release
+            .lines()
+            .find(|l| l.starts_with("Date: "))
+            .map(str::to_string);
+        (files, date)
+    };
+    for (who, v) in &before {
+        let v = v.as_ref().unwrap_or_else(|| panic!("{who}"));
+        assert!(v.release.contains("Valid-Until: "), "{who}");
+    }
+    let mut p = w.publisher();
+    p.now = in_13_hours;
+    p.run().await.unwrap();
+    for ((who, old), (_, new)) in before.iter().zip(suite_views(&w, "stable/_s1").await) {
+        let (old, new) = (release(old.as_ref().unwrap()), release(&new.unwrap()));
+        assert_eq!(old.0, new.0, "{who}: the same index files");
+        assert_ne!(old.1, new.1, "{who}: signed again");
+    }
+}
