@@ -12,11 +12,13 @@
 //! - [`quote`]: short, escaped excerpts of input for messages.
 //! - [`bundle`]: one upload folder checked as one bundle.
 //! - [`index`]: `Packages` and `Sources` stanzas; [`layout`]: pool keys.
+//! - [`archive`]: another archive's `Release` and index stanzas, for imports.
 //!
 //! What it does not do: verify OpenPGP signatures, fetch files, or decide
 //! where anything is published beyond the pool key of a file.
 
 pub mod ar;
+pub mod archive;
 pub mod binary;
 pub mod bundle;
 pub mod changes;

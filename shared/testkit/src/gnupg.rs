@@ -170,6 +170,42 @@ impl Gpg {
         out.stdout
     }
 
+    /// `gpg --detach-sign` of `text` by `who`, armoured or binary (as
+    /// `apt-ftparchive`'s users make `Release.gpg`).
+    pub fn detach_sign(&self, who: &str, text: &[u8], armor: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut cmd = self.gpg("");
+        cmd.args([
+            "--local-user",
+            who,
+            "--digest-algo",
+            "SHA256",
+            "--detach-sign",
+        ]);
+        if armor {
+            cmd.arg("--armor");
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text)
+            .expect("write");
+        let out = child.wait_with_output().expect("gpg --detach-sign");
+        assert!(
+            out.status.success(),
+            "gpg --detach-sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// `gpg --export` (binary): a keyring for `signed-by`.
     pub fn export_public(&self, who: &str) -> Vec<u8> {
         run(self.gpg("").args(["--export", who]), "gpg --export").stdout

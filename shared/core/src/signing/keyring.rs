@@ -8,7 +8,7 @@
 //! covers must be the text raptr parses (`raptr_formats::signed`): a
 //! document whose signed part differs from what would be read is refused.
 
-use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
+use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::packet::SignatureType;
 use pgp::types::KeyDetails;
 
@@ -126,9 +126,38 @@ impl Keyring {
         if norm(&signed) != norm(parsed) {
             return Err("the signed text is not the text raptr reads".into());
         }
+        self.signed_by(msg.signatures(), msg.signed_text().as_bytes())
+    }
+
+    /// Checks a detached signature (`Release.gpg`: armoured or binary)
+    /// over `data`: returns the fingerprint of the keyring key that made
+    /// it, or why it is not accepted.
+    pub fn verify_detached(&self, data: &[u8], signature: &[u8]) -> Result<String, String> {
+        let sigs: Vec<pgp::packet::Signature> = match std::str::from_utf8(signature) {
+            Ok(text) if text.contains("-----BEGIN PGP SIGNATURE-----") => {
+                let (found, _) = DetachedSignature::from_string_many(text)
+                    .map_err(|e| format!("its signature cannot be read: {}", reason(&e)))?;
+                found
+                    .map(|s| s.map(|d| d.signature))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("its signature cannot be read: {}", reason(&e)))?
+            }
+            _ => DetachedSignature::from_bytes_many(signature)
+                .map_err(|e| format!("its signature cannot be read: {}", reason(&e)))?
+                .map(|s| s.map(|d| d.signature))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("its signature cannot be read: {}", reason(&e)))?,
+        };
+        self.signed_by(&sigs, data)
+    }
+
+    /// The fingerprint of the first usable keyring key (its primary, or a
+    /// subkey bound to it with the signing flag) that made one of `sigs`
+    /// over `data`.
+    fn signed_by(&self, sigs: &[pgp::packet::Signature], data: &[u8]) -> Result<String, String> {
         let now = now_secs();
         let mut issuers = Vec::new();
-        for sig in msg.signatures() {
+        for sig in sigs {
             let ids: Vec<String> = sig
                 .issuer_fingerprint()
                 .iter()
@@ -141,7 +170,7 @@ impl Keyring {
                     continue;
                 }
                 let fpr = hex_upper(key.fingerprint().as_bytes());
-                if msg.verify(&key.primary_key).is_ok() {
+                if sig.verify(&key.primary_key, data).is_ok() {
                     return Ok(fpr);
                 }
                 for sub in &key.public_subkeys {
@@ -153,7 +182,7 @@ impl Keyring {
                     let may_sign = binding.is_some_and(|b| {
                         b.typ() == Some(SignatureType::SubkeyBinding) && b.key_flags().sign()
                     });
-                    if may_sign && sig.verify(&sub.key, msg.signed_text().as_bytes()).is_ok() {
+                    if may_sign && sig.verify(&sub.key, data).is_ok() {
                         return Ok(fpr);
                     }
                 }
