@@ -32,7 +32,7 @@ use tokio_util::io::SyncIoBridge;
 use crate::change::Change;
 use crate::config::{Config, Distribution};
 use crate::folder::{Entry, Folder, Found};
-use crate::keys::{rejected_key, UploadKey, INCOMING, REQUESTS};
+use crate::keys::{rejected_key, UploadKey, IMPORTS, INCOMING, REQUESTS};
 use crate::manifest::{self, Added, ManifestFile};
 use crate::report::Report;
 use crate::request::{Action, Place, Request, Versions};
@@ -264,7 +264,7 @@ impl Ingest {
 
     /// Handles one object-created event.
     pub async fn handle(&self, event: &ObjectEvent) -> Result<Outcome> {
-        let handled = if event.key.starts_with(INCOMING) {
+        let handled = if event.key.starts_with(INCOMING) || event.key.starts_with(IMPORTS) {
             self.incoming(event).await
         } else if event.key.starts_with(REQUESTS) {
             self.request(event).await
@@ -347,13 +347,25 @@ impl Ingest {
             Ok(parsed) => parsed,
             Err(reason) => return self.reject_stray(event, reason).await,
         };
-        if !dist.uploads {
+        if !dist.uploads && !uk.is_import() {
             let reason = format!(
                 "{}: closed to uploads (its layout says \"uploads\": false); packages reach it only by a link request",
                 uk.distribution
             );
             return self.reject_stray(event, reason).await;
         }
+        // An import's files are vouched for by its upstream's signature,
+        // not by a signed .changes.
+        let unsigned;
+        let dist = if uk.is_import() && dist.upload_keyring.is_some() {
+            unsigned = Distribution {
+                upload_keyring: None,
+                ..dist.clone()
+            };
+            &unsigned
+        } else {
+            dist
+        };
         let Some((result, meta, document)) = self.analyze(key, &uk.file).await? else {
             return Ok(Outcome::nothing(
                 key,

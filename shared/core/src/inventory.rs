@@ -322,6 +322,12 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     if !pattern.contains(['*', '?']) {
         return name.contains(pattern);
     }
+    glob(pattern, name)
+}
+
+/// Whether `name` is `pattern`, where `*` stands for any run of characters
+/// and `?` for one.
+pub fn glob(pattern: &str, name: &str) -> bool {
     fn go(p: &[u8], n: &[u8]) -> bool {
         // Iterative glob with one backtrack point: linear in practice.
         let (mut pi, mut ni) = (0, 0);

@@ -8,6 +8,11 @@ use raptr_formats::quote::excerpt;
 pub const CONFIG_KEY: &str = "config/raptr.json";
 pub const INCOMING: &str = "incoming/";
 pub const REQUESTS: &str = "requests/";
+/// Where an import stages the files it fetched and checked, in upload
+/// folders of the same shape as `incoming/`'s. Only raptr writes there: no
+/// event fires for it, no IAM policy grants it, and its folders may fill a
+/// distribution closed to uploads (an import is not an upload).
+pub const IMPORTS: &str = "imports/";
 
 /// The folder under `reports/` and `rejected/` for objects whose own key
 /// cannot carry the prefix (see [`report_key`]). No upload or request key
@@ -56,6 +61,7 @@ pub fn key_digest(key: &str) -> String {
 /// `incoming/<a>/<b>/<c>`: the shape of an upload folder's own key.
 fn is_folder_key(key: &str) -> bool {
     key.strip_prefix(INCOMING)
+        .or_else(|| key.strip_prefix(IMPORTS))
         .is_some_and(|rest| rest.split('/').count() == 3)
 }
 
@@ -64,9 +70,11 @@ pub fn manifest_key(pool_dir: &str) -> String {
     format!("{pool_dir}/manifest.json")
 }
 
-/// A key under `incoming/`, taken apart.
+/// A key under `incoming/` (or an import's under `imports/`), taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadKey {
+    /// [`INCOMING`], or [`IMPORTS`] for an import's staged files.
+    pub root: &'static str,
     pub distribution: String,
     pub component: String,
     pub upload_id: String,
@@ -77,13 +85,18 @@ impl UploadKey {
     /// The folder that is one bundle: `incoming/<dist>/<component>/<upload-id>`.
     pub fn folder(&self) -> String {
         format!(
-            "{INCOMING}{}/{}/{}",
-            self.distribution, self.component, self.upload_id
+            "{}{}/{}/{}",
+            self.root, self.distribution, self.component, self.upload_id
         )
     }
 
     pub fn key(&self) -> String {
         format!("{}/{}", self.folder(), self.file)
+    }
+
+    /// Whether the folder is an import's (see [`IMPORTS`]).
+    pub fn is_import(&self) -> bool {
+        self.root == IMPORTS
     }
 
     /// The bundle report of the whole folder, which also records the folder's
@@ -100,9 +113,11 @@ impl UploadKey {
         key: &str,
         config: &'c Config,
     ) -> Result<(UploadKey, &'c Distribution), String> {
-        let rest = key
-            .strip_prefix(INCOMING)
-            .ok_or_else(|| format!("{key}: not under {INCOMING}"))?;
+        let (root, rest) = match (key.strip_prefix(INCOMING), key.strip_prefix(IMPORTS)) {
+            (Some(rest), _) => (INCOMING, rest),
+            (None, Some(rest)) => (IMPORTS, rest),
+            _ => return Err(format!("{key}: not under {INCOMING}")),
+        };
         if let Err(e) = raptr_store::check_key(key) {
             let why = match e {
                 raptr_store::StoreError::InvalidKey { reason, .. } => reason,
@@ -145,6 +160,7 @@ impl UploadKey {
         }
         Ok((
             UploadKey {
+                root,
                 distribution: dist.to_string(),
                 component: component.to_string(),
                 upload_id: upload_id.to_string(),

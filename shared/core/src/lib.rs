@@ -6,6 +6,7 @@
 pub mod change;
 pub mod config;
 pub mod folder;
+pub mod import;
 pub mod ingest;
 pub mod inventory;
 pub mod keys;

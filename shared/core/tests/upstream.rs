@@ -102,3 +102,248 @@ fn this_machines_debian_inrelease_verifies_with_debians_keyring() {
         );
     }
 }
+
+mod import {
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::Arc;
+
+    use raptr_core::config::Config;
+    use raptr_core::import::{self, Target, Upstream};
+    use raptr_core::ingest::Ingest;
+    use raptr_core::publish::Publisher;
+    use raptr_core::signing::keyring::Keyring;
+    use raptr_store::fs::FsStore;
+    use raptr_store::table::LocalTable;
+    use raptr_store::ObjectStore;
+    use raptr_testkit::gnupg::Gpg;
+
+    const UID: &str = "Upstream <upstream@raptr.invalid>";
+
+    fn run(cmd: &mut Command) -> Vec<u8> {
+        let out = cmd.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// An upstream built by Debian's own tools: the debs in its pool,
+    /// `apt-ftparchive packages` and `release`, signed by GnuPG.
+    fn build(root: &Path, gpg: &Gpg, debs: &[(&str, &str)]) {
+        for (name, version) in debs {
+            let dir = root.join(format!("pool/main/{}/{name}", &name[..1]));
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(
+                dir.join(raptr_testkit::deb_name(name, version, "amd64")),
+                raptr_testkit::deb(name, version, "amd64", None, version),
+            )
+            .expect("write");
+        }
+        let index = root.join("dists/stable/main/binary-amd64");
+        std::fs::create_dir_all(&index).expect("mkdir");
+        let packages = run(Command::new("apt-ftparchive")
+            .current_dir(root)
+            .args(["packages", "pool"]));
+        std::fs::write(index.join("Packages"), &packages).expect("write");
+        run(Command::new("gzip")
+            .args(["-kf"])
+            .arg(index.join("Packages")));
+        let release = run(Command::new("apt-ftparchive")
+            .current_dir(root.join("dists/stable"))
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Suite=stable",
+                "-o",
+                "APT::FTPArchive::Release::Architectures=amd64",
+                "-o",
+                "APT::FTPArchive::Release::Components=main",
+                "release",
+                ".",
+            ]));
+        std::fs::write(root.join("dists/stable/Release"), &release).expect("write");
+        std::fs::write(
+            root.join("dists/stable/InRelease"),
+            gpg.clearsign(UID, &release),
+        )
+        .expect("write");
+    }
+
+    struct Repo {
+        store: Arc<FsStore>,
+        table: Arc<LocalTable>,
+        config: Config,
+        signer: Arc<raptr_core::signing::Signer>,
+    }
+
+    impl Repo {
+        fn new(dir: &Path) -> Repo {
+            let config = Config::default_local("repo");
+            let (armored, _) = raptr_core::signing::generate(
+                "raptr tests <tests@raptr.invalid>",
+                raptr_core::signing::Algorithm::Ed25519,
+            )
+            .expect("key");
+            Repo {
+                store: Arc::new(FsStore::open(dir.join("repo")).expect("store")),
+                table: Arc::new(LocalTable::open(dir.join("table")).expect("table")),
+                config,
+                signer: Arc::new(
+                    raptr_core::signing::Signer::from_secret(armored.as_bytes(), "k")
+                        .expect("signer"),
+                ),
+            }
+        }
+
+        async fn import(&self, upstream: &Upstream) -> import::Summary {
+            let ingest = Ingest::new(self.store.clone(), self.table.clone(), self.config.clone());
+            import::run(
+                upstream,
+                &Target {
+                    distribution: "stable".into(),
+                    component: None,
+                },
+                &ingest,
+                self.store.as_ref(),
+                &self.config,
+                None,
+            )
+            .await
+            .expect("import")
+        }
+
+        async fn stable(&self) -> Vec<String> {
+            Publisher::new(
+                self.store.clone(),
+                self.table.clone(),
+                self.config.clone(),
+                self.signer.clone(),
+                Vec::new(),
+                "test",
+            )
+            .run()
+            .await
+            .expect("publish");
+            let verify = |t: &str| self.signer.verify_clear(t).map_err(|e| e.to_string());
+            let v = raptr_testkit::apt::client_view(self.store.as_ref(), &verify, "stable", "repo")
+                .await
+                .expect("published");
+            raptr_testkit::apt::lines(&v, "main/binary-amd64/Packages")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_built_by_apt_ftparchive_is_imported_as_its_signature_vouches() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let gpg = Gpg::new(&tmp.path().join("gnupg"));
+        gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+        let root = tmp.path().join("upstream");
+        build(
+            &root,
+            &gpg,
+            &[("hello", "1.0-1"), ("hello", "1.0-2"), ("tool", "3.1-1")],
+        );
+        let keyring = Keyring::parse(&gpg.export_public(UID), "upstream.gpg").expect("keyring");
+        let upstream = Upstream {
+            name: "vendor".into(),
+            store: Arc::new(FsStore::open(&root).expect("upstream")),
+            suite: Some("stable".into()),
+            components: Vec::new(),
+            architectures: Vec::new(),
+            keyring: Some(keyring.clone()),
+            allow_unsigned: false,
+            packages: vec!["hel*".into()],
+            sources: false,
+            newest: Some(1),
+        };
+        let repo = Repo::new(tmp.path());
+        let s = repo.import(&upstream).await;
+        assert_eq!((s.fetched, s.present, s.refused.len()), (1, 0, 0), "{s:?}");
+        assert_eq!(repo.stable().await, ["hello 1.0-2 amd64"]);
+
+        // Everything, then again: the second run stops at the Release.
+        let all = Upstream {
+            packages: Vec::new(),
+            newest: None,
+            ..upstream.clone()
+        };
+        let s = repo.import(&all).await;
+        assert_eq!((s.fetched, s.present), (2, 1), "{s:?}");
+        let again = repo.import(&all).await;
+        assert!(again.unchanged && again.fetched == 0, "{again:?}");
+        assert_eq!(
+            repo.stable().await,
+            ["hello 1.0-1 amd64", "hello 1.0-2 amd64", "tool 3.1-1 amd64"]
+        );
+
+        // A package that does not match its index: refused, not stored.
+        build(&root, &gpg, &[("late", "1.0-1")]);
+        let late = root.join("pool/main/l/late/late_1.0-1_amd64.deb");
+        let mut bytes = std::fs::read(&late).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&late, bytes).expect("tamper");
+        let s = repo.import(&all).await;
+        assert_eq!(s.fetched, 0, "{s:?}");
+        assert!(
+            s.refused
+                .iter()
+                .any(|r| r.contains("does not match its index")),
+            "{s:?}"
+        );
+        assert!(repo
+            .store
+            .list("pool/main/l/")
+            .await
+            .expect("list")
+            .is_empty());
+
+        // A Release signed by another key, and one altered after signing:
+        // refused before any index is read.
+        let other = Gpg::new(&tmp.path().join("other"));
+        other.generate(
+            "Other <o@raptr.invalid>",
+            "ed25519",
+            "cert,sign",
+            "never",
+            "",
+            &[],
+        );
+        let release = std::fs::read(root.join("dists/stable/Release")).expect("release");
+        for (what, inrelease) in [
+            (
+                "another key",
+                other.clearsign("Other <o@raptr.invalid>", &release),
+            ),
+            (
+                "altered",
+                String::from_utf8(gpg.clearsign(UID, &release))
+                    .expect("text")
+                    .replacen("Suite: stable", "Suite: stabl3", 1)
+                    .into_bytes(),
+            ),
+        ] {
+            std::fs::write(root.join("dists/stable/InRelease"), inrelease).expect("write");
+            let ingest = Ingest::new(repo.store.clone(), repo.table.clone(), repo.config.clone());
+            let e = import::run(
+                &all,
+                &Target {
+                    distribution: "stable".into(),
+                    component: None,
+                },
+                &ingest,
+                repo.store.as_ref(),
+                &repo.config,
+                None,
+            )
+            .await
+            .expect_err(what);
+            assert!(
+                e.to_string().contains("not signed by the keyring"),
+                "{what}: {e}"
+            );
+        }
+    }
+}
