@@ -28,6 +28,7 @@ macro_rules! println {
 
 mod changes;
 mod check;
+mod import;
 mod inventory;
 mod keys;
 mod output;
@@ -184,6 +185,17 @@ enum Command {
         max_age_days: Option<u32>,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Import packages from another APT archive (http(s)://, file:, s3://)
+    /// into a distribution: its Release checked against --keyring, every
+    /// index against the Release, every file against its index while it is
+    /// fetched; then ingested as uploads are (reports under
+    /// reports/imports/). Run `raptr publish` after it. A second run with
+    /// the same Release fetches nothing. Exit 0: all imported; 1: something
+    /// (or the whole upstream) refused.
+    Import {
+        #[command(flatten)]
+        args: import::Args,
     },
     /// List what distributions link: one line per bundle version and
     /// distribution (version as the pool names it, without an epoch).
@@ -376,6 +388,7 @@ fn main() -> ExitCode {
             };
             changes::wide(r, Action::Retain, &distribution, &what, cli.json)
         }),
+        Command::Import { args } => with_repo(&cli.repo, |r| import::run(r, &args, cli.json)),
         Command::Snapshots { distribution } => with_repo(&cli.repo, |r| {
             inventory::snapshots(r, distribution.as_deref(), cli.json)
         }),

@@ -87,7 +87,7 @@ pub(crate) fn repo_error(e: RepoError) -> CliError {
 
 /// The ingest function's core over an opened repository and its
 /// configuration (keyrings read as the CLI reads files).
-fn ingest_with(opened: &Opened, config: Config) -> Ingest {
+pub(crate) fn ingest_with(opened: &Opened, config: Config) -> Ingest {
     Ingest::new(opened.store.clone(), opened.journal.clone(), config)
         .with_keyrings(Arc::new(crate::keys::KeyringReader(opened.dir.clone())))
 }

@@ -8,6 +8,7 @@ mod check;
 mod fixtures;
 mod ftparchive;
 mod hostile;
+mod import;
 mod keys;
 mod operator;
 mod publish;

@@ -1,0 +1,163 @@
+//! `raptr import` from an upstream built by Debian's tools, signed by
+//! GnuPG and served over HTTP on 127.0.0.1; then apt installs from the
+//! repository what was imported, byte for byte.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::fixtures::{ok, raptr, text};
+
+const UID: &str = "Upstream <upstream@raptr.invalid>";
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A static file server on a free loopback port, stopped when dropped
+/// (and by `timeout` if the test dies first).
+struct Server(Child, u16);
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut child = Command::new("timeout")
+            .args(["600", "python3", "-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 serves");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server(child, port);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server on port {port} did not start");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_upstream_over_http_is_imported_and_apt_installs_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let gpg = raptr_testkit::gnupg::Gpg::new(&tmp.path().join("gnupg"));
+    gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+    let up = tmp.path().join("upstream");
+    for (name, version) in [("hello", "1.0-1"), ("hello", "1.0-2"), ("tool", "3.1-1")] {
+        let dir = up.join(format!("pool/main/{}/{name}", &name[..1]));
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(
+            dir.join(raptr_testkit::deb_name(name, version, "amd64")),
+            raptr_testkit::deb(name, version, "amd64", None, version),
+        )
+        .expect("write");
+    }
+    let index = up.join("dists/stable/main/binary-amd64");
+    fs::create_dir_all(&index).expect("mkdir");
+    let packages = run(Command::new("apt-ftparchive")
+        .current_dir(&up)
+        .args(["packages", "pool"]));
+    fs::write(index.join("Packages"), packages).expect("write");
+    run(Command::new("xz").args(["-kf"]).arg(index.join("Packages")));
+    let release = run(Command::new("apt-ftparchive")
+        .current_dir(up.join("dists/stable"))
+        .args([
+            "-o",
+            "APT::FTPArchive::Release::Suite=stable",
+            "-o",
+            "APT::FTPArchive::Release::Architectures=amd64",
+            "-o",
+            "APT::FTPArchive::Release::Components=main",
+            "release",
+            ".",
+        ]));
+    fs::write(up.join("dists/stable/Release"), &release).expect("write");
+    fs::write(
+        up.join("dists/stable/Release.gpg"),
+        gpg.detach_sign(UID, &release, true),
+    )
+    .expect("write");
+    let keyring = tmp.path().join("upstream.gpg");
+    fs::write(&keyring, gpg.export_public(UID)).expect("write");
+    let server = Server::start(&up);
+    let url = format!("http://127.0.0.1:{}/", server.1);
+
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "init"]));
+    let import = || {
+        raptr(&[
+            "--repo",
+            repo,
+            "import",
+            &url,
+            "--suite",
+            "stable",
+            "--keyring",
+            keyring.to_str().expect("utf-8"),
+            "--newest",
+            "1",
+            "--to",
+            "stable",
+        ])
+    };
+    let t = ok(import());
+    assert!(
+        t.contains("2 file(s) fetched") && t.contains("0 refused"),
+        "{t}"
+    );
+    ok(raptr(&["--repo", repo, "publish"]));
+    let t = ok(import());
+    assert!(
+        t.contains("nothing to do"),
+        "a second run fetches nothing: {t}"
+    );
+    // Without a keyring: refused, with what to do.
+    let out = raptr(&[
+        "--repo", repo, "import", &url, "--suite", "stable", "--to", "stable",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--keyring"), "{}", text(&out));
+
+    // apt, reading the repository, installs what the upstream signed.
+    let sandbox = raptr_testkit::apt::Sandbox::new(&tmp.path().join("apt"));
+    sandbox.sources(&format!(
+        "deb [signed-by={}] file:{} stable main\n",
+        repo_dir.join("keys/repo.gpg").display(),
+        repo_dir.display()
+    ));
+    let out = sandbox.apt_get(&["update"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dl = tmp.path().join("dl");
+    fs::create_dir_all(&dl).expect("mkdir");
+    let out = sandbox.apt_get(&["download", "hello", "tool"], &dl);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read(dl.join("hello_1.0-2_amd64.deb")).expect("downloaded"),
+        fs::read(up.join("pool/main/h/hello/hello_1.0-2_amd64.deb")).expect("upstream"),
+    );
+    assert!(dl.join("tool_3.1-1_amd64.deb").exists());
+    drop(server);
+}
