@@ -473,7 +473,11 @@ pub async fn run(
                 }
                 summary.selected += 1;
                 for (name, l) in &s.files {
-                    let path = format!("{}/{name}", s.directory);
+                    let path = if s.directory.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{}/{name}", s.directory)
+                    };
                     if !seen_paths.insert(path.clone()) {
                         continue;
                     }

@@ -347,3 +347,129 @@ mod import {
         }
     }
 }
+
+mod layouts {
+    use std::process::Command;
+    use std::sync::Arc;
+
+    use raptr_core::config::Config;
+    use raptr_core::import::{self, Target, Upstream};
+    use raptr_core::ingest::Ingest;
+    use raptr_core::signing::keyring::Keyring;
+    use raptr_store::fs::FsStore;
+    use raptr_store::table::LocalTable;
+    use raptr_store::ObjectStore;
+    use raptr_testkit::gnupg::Gpg;
+    use sha2::Digest;
+
+    const UID: &str = "Upstream <upstream@raptr.invalid>";
+
+    fn run(cmd: &mut Command) -> Vec<u8> {
+        let out = cmd.output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// A flat archive (Packages and Release beside the debs), and a suite
+    /// that offers its indices only by hash: both import.
+    #[tokio::test]
+    async fn a_flat_archive_and_one_served_by_hash_import() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let gpg = Gpg::new(&tmp.path().join("gnupg"));
+        gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+        let keyring = Keyring::parse(&gpg.export_public(UID), "k").expect("keyring");
+        let deb = |dir: &std::path::Path, name: &str| {
+            std::fs::create_dir_all(dir).expect("mkdir");
+            std::fs::write(
+                dir.join(raptr_testkit::deb_name(name, "1.0-1", "amd64")),
+                raptr_testkit::deb(name, "1.0-1", "amd64", None, name),
+            )
+            .expect("write");
+        };
+        // Flat: everything in one directory.
+        let flat = tmp.path().join("flat");
+        deb(&flat, "flatpkg");
+        let packages = run(Command::new("apt-ftparchive")
+            .current_dir(&flat)
+            .args(["packages", "."]));
+        std::fs::write(flat.join("Packages"), packages).expect("write");
+        let release = run(Command::new("apt-ftparchive")
+            .current_dir(&flat)
+            .args(["release", "."]));
+        std::fs::write(flat.join("InRelease"), gpg.clearsign(UID, &release)).expect("write");
+        // By hash: the canonical index gone, only its by-hash copy left.
+        let hashed = tmp.path().join("hashed");
+        deb(&hashed.join("pool/main/h/hashpkg"), "hashpkg");
+        let index = hashed.join("dists/stable/main/binary-amd64");
+        std::fs::create_dir_all(index.join("by-hash/SHA256")).expect("mkdir");
+        let packages = run(Command::new("apt-ftparchive")
+            .current_dir(&hashed)
+            .args(["packages", "pool"]));
+        std::fs::write(index.join("Packages"), &packages).expect("write");
+        let release = run(Command::new("apt-ftparchive")
+            .current_dir(hashed.join("dists/stable"))
+            .args([
+                "-o",
+                "APT::FTPArchive::Release::Components=main",
+                "release",
+                ".",
+            ]));
+        let release = [b"Acquire-By-Hash: yes\n".to_vec(), release].concat();
+        std::fs::write(
+            hashed.join("dists/stable/InRelease"),
+            gpg.clearsign(UID, &release),
+        )
+        .expect("write");
+        let sum = raptr_formats::hash::hex(&sha2::Sha256::digest(&packages));
+        std::fs::rename(
+            index.join("Packages"),
+            index.join(format!("by-hash/SHA256/{sum}")),
+        )
+        .expect("move");
+
+        let store = Arc::new(FsStore::open(tmp.path().join("repo")).expect("store"));
+        let table = Arc::new(LocalTable::open(tmp.path().join("table")).expect("table"));
+        let config = Config::default_local("repo");
+        let ingest = Ingest::new(store.clone(), table.clone(), config.clone());
+        for (name, root, suite, pkg) in [
+            ("flat", &flat, None, "flatpkg"),
+            ("hashed", &hashed, Some("stable".to_string()), "hashpkg"),
+        ] {
+            let upstream = Upstream {
+                name: name.into(),
+                store: Arc::new(FsStore::open(root).expect("upstream")),
+                suite,
+                components: Vec::new(),
+                architectures: vec!["amd64".into()],
+                keyring: Some(keyring.clone()),
+                allow_unsigned: false,
+                packages: Vec::new(),
+                sources: false,
+                newest: None,
+            };
+            let s = import::run(
+                &upstream,
+                &Target {
+                    distribution: "stable".into(),
+                    component: None,
+                },
+                &ingest,
+                store.as_ref(),
+                &config,
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((s.fetched, s.refused.len()), (1, 0), "{name}: {s:?}");
+            let dir = format!("pool/main/{}/{pkg}/1.0-1/", &pkg[..1]);
+            assert!(
+                !store.list(&dir).await.expect("list").is_empty(),
+                "{name}: {dir}"
+            );
+        }
+    }
+}

@@ -53,6 +53,19 @@ pub fn safe_path(path: &str) -> bool {
             .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
+/// A path without its leading `./` segments (and `.` alone as empty).
+fn strip_dot(path: &str) -> &str {
+    let mut p = path;
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest;
+    }
+    if p == "." {
+        ""
+    } else {
+        p
+    }
+}
+
 fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -178,6 +191,7 @@ pub struct BinaryEntry {
 pub struct SourceEntry {
     pub package: String,
     pub version: Version,
+    /// Relative to the archive's base (empty: the base itself).
     pub directory: String,
     /// File name → size and SHA-256 (the `.dsc` among them).
     pub files: BTreeMap<String, Listed>,
@@ -198,7 +212,9 @@ pub fn binary_entry(p: &Paragraph) -> Result<BinaryEntry, String> {
     let version = Version::parse(required(p, "Version").map_err(at)?)
         .map_err(|e| at(format!("Version: {e}")))?;
     let architecture = required(p, "Architecture").map_err(at)?.to_string();
-    let filename = required(p, "Filename").map_err(at)?.to_string();
+    // Flat archives write `./name.deb` (apt-ftparchive run in the
+    // archive's own directory).
+    let filename = strip_dot(required(p, "Filename").map_err(at)?).to_string();
     if !safe_path(&filename) {
         return Err(at(format!(
             "Filename {} is not a path inside the archive",
@@ -259,8 +275,9 @@ pub fn source_entry(p: &Paragraph) -> Result<SourceEntry, String> {
     }
     let version = Version::parse(required(p, "Version").map_err(at)?)
         .map_err(|e| at(format!("Version: {e}")))?;
-    let directory = required(p, "Directory").map_err(at)?.to_string();
-    if !safe_path(&directory) {
+    // A flat archive's sources sit beside its index: `Directory: .`.
+    let directory = strip_dot(required(p, "Directory").map_err(at)?).to_string();
+    if !directory.is_empty() && !safe_path(&directory) {
         return Err(at(format!(
             "Directory {} is not a path inside the archive",
             excerpt(&directory)

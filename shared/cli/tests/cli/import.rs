@@ -161,3 +161,81 @@ fn an_upstream_over_http_is_imported_and_apt_installs_it() {
     assert!(dl.join("tool_3.1-1_amd64.deb").exists());
     drop(server);
 }
+
+/// A Debian archive this machine's apt is configured with, from `apt-cache
+/// policy`: its base URL and a suite whose main component it reads (the
+/// plain release suite, not -updates or -security, when there is one).
+fn debian_archive() -> Option<(String, String)> {
+    let out = Command::new("apt-cache").arg("policy").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut found: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let _priority = parts.next()?;
+            let url = parts.next()?;
+            let place = parts.next()?;
+            let (suite, component) = place.split_once('/')?;
+            (url.starts_with("http") && component == "main" && url.ends_with("/debian"))
+                .then(|| (url.to_string(), suite.to_string()))
+        })
+        .collect();
+    found.sort_by_key(|(_, s)| s.contains('-'));
+    found.into_iter().next()
+}
+
+/// A few packages from the real Debian archive apt is configured with,
+/// verified with Debian's archive keyring; skipped, saying so, where no
+/// archive is configured or reachable.
+#[test]
+fn a_package_from_the_debian_archive_apt_uses_is_imported_with_debians_keyring() {
+    let keyring = Path::new("/usr/share/keyrings/debian-archive-keyring.gpg");
+    let Some((url, suite)) = debian_archive().filter(|_| keyring.exists()) else {
+        eprintln!(
+            "skipped: apt is configured with no Debian archive here, or {} is missing",
+            keyring.display()
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "init"]));
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "import",
+        &url,
+        "--suite",
+        &suite,
+        "--components",
+        "main",
+        "--architectures",
+        "amd64",
+        "--packages",
+        "hello",
+        "--newest",
+        "1",
+        "--keyring",
+        keyring.to_str().expect("utf-8"),
+        "--to",
+        "stable",
+    ]);
+    let t = text(&out);
+    if t.contains("transient failure") || t.contains("no answer within") {
+        eprintln!("skipped: {url} is not reachable from here: {t}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{url} {suite}: {t}");
+    assert!(t.contains("1 file(s) fetched"), "{t}");
+    ok(raptr(&["--repo", repo, "publish"]));
+    let t = ok(raptr(&[
+        "--repo",
+        repo,
+        "list",
+        "stable",
+        "--package",
+        "hello",
+    ]));
+    assert!(t.contains("hello"), "{t}");
+}
