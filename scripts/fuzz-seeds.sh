@@ -16,7 +16,7 @@ fi
 scripts/fetch-fixtures.sh >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for t in control deb dsc changes request config manifest folder upload_key signing_key; do
+for t in control deb dsc changes request config manifest folder upload_key signing_key archive; do
   mkdir -p "$corpus/$t"
 done
 
@@ -44,6 +44,11 @@ done
 # .changes made by dpkg-genchanges, and that .changes in signature armour
 # (the reader strips the armour; it does not verify it).
 cp .cache/fixtures/source/*.dsc "$work"/bundle/*.dsc "$corpus/dsc/"
+# An archive of the bundle as apt-ftparchive writes it: its Packages,
+# Sources and Release.
+(cd "$work/bundle" && apt-ftparchive packages . >"$corpus/archive/Packages" &&
+  apt-ftparchive sources . >"$corpus/archive/Sources" 2>/dev/null &&
+  apt-ftparchive release . >"$corpus/archive/Release")
 src=$work/changes/raptr-fuzz-1.0
 mkdir -p "$src/debian/source"
 echo "3.0 (native)" >"$src/debian/source/format"

@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
-all=(deb control dsc changes request config manifest folder upload_key signing_key)
+all=(deb control dsc changes request config manifest folder upload_key signing_key archive)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
