@@ -346,6 +346,84 @@ mod import {
             );
         }
     }
+
+    /// An import that dies after one of its writes (a Lambda timeout, a
+    /// killed process) goes on where it stopped on the next run and ends
+    /// with everything; then an upstream that adds a version brings only
+    /// that version.
+    #[tokio::test]
+    async fn an_import_killed_at_a_write_resumes_and_a_new_version_alone_is_fetched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let gpg = Gpg::new(&tmp.path().join("gnupg"));
+        gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+        let root = tmp.path().join("upstream");
+        build(
+            &root,
+            &gpg,
+            &[("alpha", "1.0-1"), ("beta", "1.0-1"), ("gamma", "1.0-1")],
+        );
+        let keyring = Keyring::parse(&gpg.export_public(UID), "k").expect("keyring");
+        let upstream = Upstream {
+            name: "vendor".into(),
+            store: Arc::new(FsStore::open(&root).expect("upstream")),
+            suite: Some("stable".into()),
+            components: Vec::new(),
+            architectures: Vec::new(),
+            keyring: Some(keyring),
+            allow_unsigned: false,
+            packages: Vec::new(),
+            sources: false,
+            newest: None,
+        };
+        let target = Target {
+            distribution: "stable".into(),
+            component: None,
+        };
+        let mut n = 0;
+        loop {
+            let repo = Repo::new(&tmp.path().join(format!("case-{n}")));
+            let faults = raptr_testkit::faults::Faults::crash_after(n);
+            let faulty =
+                raptr_testkit::faults::FaultyStore::new(repo.store.clone(), faults.clone());
+            let ingest = Ingest::new(faulty.clone(), repo.table.clone(), repo.config.clone());
+            let first = import::run(
+                &upstream,
+                &target,
+                &ingest,
+                faulty.as_ref(),
+                &repo.config,
+                None,
+            )
+            .await;
+            let crashed = faults.tripped();
+            assert!(first.is_ok() != crashed, "write {n}: {first:?}");
+            let s = repo.import(&upstream).await;
+            assert!(s.refused.is_empty(), "write {n}: {s:?}");
+            assert_eq!(
+                repo.stable().await,
+                ["alpha 1.0-1 amd64", "beta 1.0-1 amd64", "gamma 1.0-1 amd64"],
+                "write {n}"
+            );
+            if !crashed {
+                // The upstream adds a version: only it is fetched.
+                build(&root, &gpg, &[("beta", "1.0-2")]);
+                let s = repo.import(&upstream).await;
+                assert_eq!((s.fetched, s.present), (1, 3), "{s:?}");
+                assert_eq!(
+                    repo.stable().await,
+                    [
+                        "alpha 1.0-1 amd64",
+                        "beta 1.0-1 amd64",
+                        "beta 1.0-2 amd64",
+                        "gamma 1.0-1 amd64"
+                    ]
+                );
+                break;
+            }
+            n += 3;
+        }
+        assert!(n > 6, "only {n} writes");
+    }
 }
 
 mod layouts {
