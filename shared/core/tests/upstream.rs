@@ -105,7 +105,6 @@ fn this_machines_debian_inrelease_verifies_with_debians_keyring() {
 
 mod import {
     use std::path::Path;
-    use std::process::Command;
     use std::sync::Arc;
 
     use raptr_core::config::Config;
@@ -120,55 +119,18 @@ mod import {
 
     const UID: &str = "Upstream <upstream@raptr.invalid>";
 
-    fn run(cmd: &mut Command) -> Vec<u8> {
-        let out = cmd.output().expect("runs");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    /// An upstream built by Debian's own tools: the debs in its pool,
-    /// `apt-ftparchive packages` and `release`, signed by GnuPG.
+    /// The upstream suite with `debs` added, signed inline.
     fn build(root: &Path, gpg: &Gpg, debs: &[(&str, &str)]) {
-        for (name, version) in debs {
-            let dir = root.join(format!("pool/main/{}/{name}", &name[..1]));
-            std::fs::create_dir_all(&dir).expect("mkdir");
-            std::fs::write(
-                dir.join(raptr_testkit::deb_name(name, version, "amd64")),
-                raptr_testkit::deb(name, version, "amd64", None, version),
-            )
-            .expect("write");
-        }
-        let index = root.join("dists/stable/main/binary-amd64");
-        std::fs::create_dir_all(&index).expect("mkdir");
-        let packages = run(Command::new("apt-ftparchive")
-            .current_dir(root)
-            .args(["packages", "pool"]));
-        std::fs::write(index.join("Packages"), &packages).expect("write");
-        run(Command::new("gzip")
-            .args(["-kf"])
-            .arg(index.join("Packages")));
-        let release = run(Command::new("apt-ftparchive")
-            .current_dir(root.join("dists/stable"))
-            .args([
-                "-o",
-                "APT::FTPArchive::Release::Suite=stable",
-                "-o",
-                "APT::FTPArchive::Release::Architectures=amd64",
-                "-o",
-                "APT::FTPArchive::Release::Components=main",
-                "release",
-                ".",
-            ]));
-        std::fs::write(root.join("dists/stable/Release"), &release).expect("write");
-        std::fs::write(
-            root.join("dists/stable/InRelease"),
-            gpg.clearsign(UID, &release),
-        )
-        .expect("write");
+        raptr_testkit::upstream::suite(
+            root,
+            gpg,
+            UID,
+            debs,
+            raptr_testkit::upstream::Style {
+                detached: false,
+                xz: false,
+            },
+        );
     }
 
     struct Repo {

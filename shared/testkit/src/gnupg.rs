@@ -140,52 +140,27 @@ impl Gpg {
 
     /// `gpg --clearsign` of `text` by `who` (as `debsign` signs a `.changes`).
     pub fn clearsign(&self, who: &str, text: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut child = self
-            .gpg("")
-            .args([
-                "--local-user",
-                who,
-                "--digest-algo",
-                "SHA256",
-                "--clearsign",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("gpg runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text)
-            .expect("write");
-        let out = child.wait_with_output().expect("gpg --clearsign");
-        assert!(
-            out.status.success(),
-            "gpg --clearsign: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        self.sign(who, text, &["--clearsign"])
     }
 
     /// `gpg --detach-sign` of `text` by `who`, armoured or binary (as
     /// `apt-ftparchive`'s users make `Release.gpg`).
     pub fn detach_sign(&self, who: &str, text: &[u8], armor: bool) -> Vec<u8> {
-        use std::io::Write;
-        let mut cmd = self.gpg("");
-        cmd.args([
-            "--local-user",
-            who,
-            "--digest-algo",
-            "SHA256",
-            "--detach-sign",
-        ]);
         if armor {
-            cmd.arg("--armor");
+            self.sign(who, text, &["--detach-sign", "--armor"])
+        } else {
+            self.sign(who, text, &["--detach-sign"])
         }
-        let mut child = cmd
+    }
+
+    /// `gpg --local-user WHO --digest-algo SHA256 HOW...` with `text` on
+    /// its standard input; its output.
+    fn sign(&self, who: &str, text: &[u8], how: &[&str]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = self
+            .gpg("")
+            .args(["--local-user", who, "--digest-algo", "SHA256"])
+            .args(how)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -197,10 +172,10 @@ impl Gpg {
             .expect("stdin")
             .write_all(text)
             .expect("write");
-        let out = child.wait_with_output().expect("gpg --detach-sign");
+        let out = child.wait_with_output().expect("gpg signs");
         assert!(
             out.status.success(),
-            "gpg --detach-sign: {}",
+            "gpg {how:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         out.stdout

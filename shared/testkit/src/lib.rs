@@ -7,6 +7,7 @@
 pub mod apt;
 pub mod faults;
 pub mod gnupg;
+pub mod upstream;
 
 use std::io::Write;
 

@@ -10,16 +10,6 @@ use crate::fixtures::{ok, raptr, text};
 
 const UID: &str = "Upstream <upstream@raptr.invalid>";
 
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// A static file server on a free loopback port, stopped when dropped
 /// (and by `timeout` if the test dies first).
 struct Server(Child, u16);
@@ -65,40 +55,16 @@ fn an_upstream_over_http_is_imported_and_apt_installs_it() {
     let gpg = raptr_testkit::gnupg::Gpg::new(&tmp.path().join("gnupg"));
     gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
     let up = tmp.path().join("upstream");
-    for (name, version) in [("hello", "1.0-1"), ("hello", "1.0-2"), ("tool", "3.1-1")] {
-        let dir = up.join(format!("pool/main/{}/{name}", &name[..1]));
-        fs::create_dir_all(&dir).expect("mkdir");
-        fs::write(
-            dir.join(raptr_testkit::deb_name(name, version, "amd64")),
-            raptr_testkit::deb(name, version, "amd64", None, version),
-        )
-        .expect("write");
-    }
-    let index = up.join("dists/stable/main/binary-amd64");
-    fs::create_dir_all(&index).expect("mkdir");
-    let packages = run(Command::new("apt-ftparchive")
-        .current_dir(&up)
-        .args(["packages", "pool"]));
-    fs::write(index.join("Packages"), packages).expect("write");
-    run(Command::new("xz").args(["-kf"]).arg(index.join("Packages")));
-    let release = run(Command::new("apt-ftparchive")
-        .current_dir(up.join("dists/stable"))
-        .args([
-            "-o",
-            "APT::FTPArchive::Release::Suite=stable",
-            "-o",
-            "APT::FTPArchive::Release::Architectures=amd64",
-            "-o",
-            "APT::FTPArchive::Release::Components=main",
-            "release",
-            ".",
-        ]));
-    fs::write(up.join("dists/stable/Release"), &release).expect("write");
-    fs::write(
-        up.join("dists/stable/Release.gpg"),
-        gpg.detach_sign(UID, &release, true),
-    )
-    .expect("write");
+    raptr_testkit::upstream::suite(
+        &up,
+        &gpg,
+        UID,
+        &[("hello", "1.0-1"), ("hello", "1.0-2"), ("tool", "3.1-1")],
+        raptr_testkit::upstream::Style {
+            detached: true,
+            xz: true,
+        },
+    );
     let keyring = tmp.path().join("upstream.gpg");
     fs::write(&keyring, gpg.export_public(UID)).expect("write");
     let server = Server::start(&up);
