@@ -130,11 +130,7 @@ pub fn run(repo: &str, args: &Args, json: bool) -> Result<ExitCode, CliError> {
             }
         };
         let name = args.name.clone().unwrap_or_else(|| {
-            let host = args
-                .url
-                .split("://")
-                .nth(1)
-                .unwrap_or(&args.url);
+            let host = args.url.split("://").nth(1).unwrap_or(&args.url);
             name_from(&format!("{host}-{}", args.suite.as_deref().unwrap_or("flat")))
         });
         let upstream = Upstream {
@@ -153,58 +149,166 @@ pub fn run(repo: &str, args: &Args, json: bool) -> Result<ExitCode, CliError> {
             distribution: args.to.clone(),
             component: args.component.clone(),
         };
-        let ingest = ingest_with(&opened, config.clone());
-        let progress = Progress::new(std::time::Duration::from_secs(2), |line| {
-            eprintln!("  ... {line}")
-        });
-        let summary = match import::run(
-            &upstream,
-            &target,
-            &ingest,
-            opened.store.as_ref(),
-            &config,
-            Some(&progress),
-        )
-        .await
-        {
-            Ok(s) => s,
-            Err(ImportError::Refused(why)) => {
-                if json {
-                    crate::output::print(&serde_json::json!({
-                        "repo": repo, "upstream": upstream.name, "refused": why,
-                    }));
-                } else {
-                    eprintln!("refused: {why}; nothing was imported");
-                }
-                return Ok(ExitCode::from(1));
-            }
-            Err(e) => return Err(CliError(format!("{}: {e}", args.url))),
-        };
-        if json {
-            crate::output::print(&serde_json::json!({
-                "repo": repo, "upstream": upstream.name, "summary": summary,
-            }));
-        } else if summary.unchanged {
-            println!(
-                "{}: its Release is the one the last complete import read; nothing to do",
-                upstream.name
-            );
-        } else {
-            for r in &summary.refused {
-                println!("refused: {r}");
-            }
-            println!(
-                "{}: {} package(s) selected in {} bundle(s); {} file(s) fetched ({} bytes), {} already in the pool, {} refused; into {} at the next publish",
-                upstream.name,
-                summary.selected,
-                summary.bundles,
-                summary.fetched,
-                summary.bytes,
-                summary.present,
-                summary.refused.len(),
-                args.to
-            );
-        }
-        Ok(ExitCode::from(u8::from(!summary.refused.is_empty())))
+        let (summary, refused) = one(&opened, &config, &upstream, &target).await?;
+        print(repo, &upstream.name, &target, &summary, refused.as_deref(), json);
+        Ok(exit(&summary, refused.as_deref()))
     })
+}
+
+/// `raptr mirror sync [NAME...]`: every mirror the configuration declares
+/// (or those named) brought up to date, one after the other.
+pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async {
+        let opened = open(repo, false).await?;
+        let config = crate::repo::load_config(&opened).await?;
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !config.mirrors.iter().any(|m| &m.name == *n))
+        {
+            let known: Vec<&str> = config.mirrors.iter().map(|m| m.name.as_str()).collect();
+            return Err(CliError(format!(
+                "{repo} has no mirror {unknown}; its configuration declares {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        let reader = crate::keys::KeyringReader(opened.dir.clone());
+        let mut worst = ExitCode::SUCCESS;
+        let mut docs = Vec::new();
+        for m in config
+            .mirrors
+            .iter()
+            .filter(|m| names.is_empty() || names.contains(&m.name))
+        {
+            let keyring = match &m.keyring {
+                None => None,
+                Some(k) => {
+                    use raptr_core::signing::load::Reader;
+                    let (bytes, source) = match k.place() {
+                        raptr_core::config::KeyPlace::Secret(n) => {
+                            (reader.secret(n).await, format!("secret {n}"))
+                        }
+                        raptr_core::config::KeyPlace::File(f) => (
+                            reader.file(f, raptr_core::signing::keyring::MAX_KEYRING_BYTES),
+                            f.to_string(),
+                        ),
+                    };
+                    let bytes = bytes.map_err(|e| {
+                        CliError(format!("mirror {}: keyring {source}: {e}", m.name))
+                    })?;
+                    Some(
+                        Keyring::parse(&bytes, &source)
+                            .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?,
+                    )
+                }
+            };
+            let upstream = Upstream {
+                name: m.name.clone(),
+                store: upstream_store(&m.url).await?,
+                suite: m.suite.clone(),
+                components: m.components.clone(),
+                architectures: m.architectures.clone(),
+                keyring,
+                allow_unsigned: m.allow_unsigned,
+                packages: m.packages.clone(),
+                sources: m.sources,
+                newest: m.newest.map(|n| n as usize),
+            };
+            let target = Target {
+                distribution: m.distribution.clone(),
+                component: m.component.clone(),
+            };
+            let (summary, refused) = one(&opened, &config, &upstream, &target).await?;
+            if json {
+                docs.push(serde_json::json!({
+                    "upstream": m.name, "summary": summary, "refused": refused,
+                }));
+            } else {
+                print(repo, &m.name, &target, &summary, refused.as_deref(), false);
+            }
+            if exit(&summary, refused.as_deref()) != ExitCode::SUCCESS {
+                worst = ExitCode::from(1);
+            }
+        }
+        if json {
+            crate::output::print(&serde_json::json!({ "repo": repo, "mirrors": docs }));
+        }
+        Ok(worst)
+    })
+}
+
+/// One import: its summary, or why the whole upstream was refused.
+async fn one(
+    opened: &crate::repo::Opened,
+    config: &raptr_core::config::Config,
+    upstream: &Upstream,
+    target: &Target,
+) -> Result<(import::Summary, Option<String>), CliError> {
+    let ingest = ingest_with(opened, config.clone());
+    let progress = Progress::new(std::time::Duration::from_secs(2), |line| {
+        eprintln!("  ... {line}")
+    });
+    match import::run(
+        upstream,
+        target,
+        &ingest,
+        opened.store.as_ref(),
+        config,
+        Some(&progress),
+    )
+    .await
+    {
+        Ok(s) => Ok((s, None)),
+        Err(ImportError::Refused(why)) => Ok((import::Summary::default(), Some(why))),
+        Err(e) => Err(CliError(format!("{}: {e}", upstream.name))),
+    }
+}
+
+fn exit(summary: &import::Summary, refused: Option<&str>) -> ExitCode {
+    ExitCode::from(u8::from(refused.is_some() || !summary.refused.is_empty()))
+}
+
+fn print(
+    repo: &str,
+    name: &str,
+    target: &Target,
+    summary: &import::Summary,
+    refused: Option<&str>,
+    json: bool,
+) {
+    if json {
+        match refused {
+            Some(why) => crate::output::print(&serde_json::json!({
+                "repo": repo, "upstream": name, "refused": why,
+            })),
+            None => crate::output::print(&serde_json::json!({
+                "repo": repo, "upstream": name, "summary": summary,
+            })),
+        }
+        return;
+    }
+    if let Some(why) = refused {
+        eprintln!("refused: {why}; nothing was imported");
+        return;
+    }
+    if summary.unchanged {
+        println!("{name}: its Release is the one the last complete import read; nothing to do");
+        return;
+    }
+    for r in &summary.refused {
+        println!("refused: {r}");
+    }
+    println!(
+        "{name}: {} package(s) selected in {} bundle(s); {} file(s) fetched ({} bytes), {} already in the pool, {} refused; into {} at the next publish",
+        summary.selected,
+        summary.bundles,
+        summary.fetched,
+        summary.bytes,
+        summary.present,
+        summary.refused.len(),
+        target.distribution
+    );
 }

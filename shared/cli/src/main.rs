@@ -197,6 +197,12 @@ enum Command {
         #[command(flatten)]
         args: import::Args,
     },
+    /// The mirrors the configuration declares ("mirrors"): `raptr mirror
+    /// sync [NAME...]` imports from each what is new.
+    Mirror {
+        #[command(subcommand)]
+        command: MirrorCommand,
+    },
     /// List what distributions link: one line per bundle version and
     /// distribution (version as the pool names it, without an epoch).
     /// Exit 1 when --package matched nothing.
@@ -253,6 +259,13 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MirrorCommand {
+    /// Bring every mirror (or those named) up to date: what `raptr import`
+    /// does with each one's settings. Exit 1 if something was refused.
+    Sync { names: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +401,9 @@ fn main() -> ExitCode {
             };
             changes::wide(r, Action::Retain, &distribution, &what, cli.json)
         }),
+        Command::Mirror {
+            command: MirrorCommand::Sync { names },
+        } => with_repo(&cli.repo, |r| import::sync(r, &names, cli.json)),
         Command::Import { args } => with_repo(&cli.repo, |r| import::run(r, &args, cli.json)),
         Command::Snapshots { distribution } => with_repo(&cli.repo, |r| {
             inventory::snapshots(r, distribution.as_deref(), cli.json)

@@ -55,6 +55,46 @@ pub struct Config {
     pub signing_key: SigningKeys,
     #[serde(default)]
     pub retention: Retention,
+    /// Upstream archives kept imported into a distribution (see
+    /// [`crate::import`]): `raptr mirror sync` brings each up to date.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Mirror>,
+}
+
+/// An upstream archive kept imported into a distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mirror {
+    /// Names it in upload folders, reports and its progress record.
+    pub name: String,
+    /// `http(s)://…`, `file:/…` or `s3://BUCKET`: the directory holding
+    /// `dists/` (or a flat archive's).
+    pub url: String,
+    /// The suite; none for a flat archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// The public keys its Release must be signed by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<Keyring>,
+    /// Accept it without any signature (never a bad one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_unsigned: bool,
+    /// Package name patterns (`*`, `?`); none: every package.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sources: bool,
+    /// Only the newest N versions of each package and architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<u32>,
+    /// Where it is imported.
+    pub distribution: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -435,6 +475,7 @@ impl Config {
             },
             signing_key: SigningKeys::one(SigningKey::file("signing-key.asc")),
             retention: Retention::default(),
+            mirrors: Vec::new(),
         }
     }
 
@@ -628,6 +669,62 @@ impl Config {
                 "retention.pending_timeout_hours".into(),
                 "must be at least 1".into(),
             );
+        }
+        let mut mirror_names = BTreeSet::new();
+        for (i, m) in self.mirrors.iter().enumerate() {
+            let at = format!("mirrors[{i}]");
+            if !valid_name(&m.name) || !mirror_names.insert(m.name.as_str()) {
+                return fail(
+                    format!("{at}.name"),
+                    format!(
+                        "{} is not a valid name, or names two mirrors",
+                        excerpt(&m.name)
+                    ),
+                );
+            }
+            if !["http://", "https://", "file:", "s3://"]
+                .iter()
+                .any(|p| m.url.starts_with(p))
+            {
+                return fail(
+                    format!("{at}.url"),
+                    "must start with http://, https://, file: or s3://".into(),
+                );
+            }
+            match (&m.keyring, m.allow_unsigned) {
+                (None, false) => return fail(
+                    format!("{at}.keyring"),
+                    "is required (or \"allow_unsigned\": true for an upstream that signs nothing)"
+                        .into(),
+                ),
+                (Some(k), _) => {
+                    if let Some(why) = KeyPlace::problem(&k.secret, &k.file) {
+                        return fail(format!("{at}.keyring"), why.into());
+                    }
+                }
+                (None, true) => {}
+            }
+            if m.newest == Some(0) {
+                return fail(format!("{at}.newest"), "must be at least 1".into());
+            }
+            let Some(d) = self.primary_layout().distributions.get(&m.distribution) else {
+                return fail(
+                    format!("{at}.distribution"),
+                    format!("no distribution {}", excerpt(&m.distribution)),
+                );
+            };
+            if let Some(c) = &m.component {
+                if !d.components.contains(c) {
+                    return fail(
+                        format!("{at}.component"),
+                        format!(
+                            "distribution {} has no component {}",
+                            m.distribution,
+                            excerpt(c)
+                        ),
+                    );
+                }
+            }
         }
         Ok(())
     }

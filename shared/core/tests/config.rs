@@ -355,6 +355,46 @@ fn bad() -> Vec<(&'static str, Value, &'static str, bool)> {
             "replicas[1].bucket",
             false,
         ),
+        (
+            "a mirror with no keyring that does not allow unsigned",
+            with(
+                "mirrors",
+                Some(
+                    json!([{"name": "up", "url": "https://up.example/debian", "distribution": "stable"}]),
+                ),
+            ),
+            "mirrors[0].keyring",
+            true,
+        ),
+        (
+            "a mirror into a distribution that does not exist",
+            with(
+                "mirrors",
+                Some(
+                    json!([{"name": "up", "url": "file:/srv/up", "allow_unsigned": true, "distribution": "sid"}]),
+                ),
+            ),
+            "mirrors[0].distribution",
+            false,
+        ),
+        (
+            "a retention policy that keeps nothing",
+            with(
+                "layouts.default.distributions.stable.retention",
+                Some(json!({"keep": 0})),
+            ),
+            "retention.keep",
+            true,
+        ),
+        (
+            "scheduled snapshots every 0 hours",
+            with(
+                "layouts.default.distributions.stable.snapshots",
+                Some(json!({"every_hours": 0, "keep": 3})),
+            ),
+            "snapshots",
+            true,
+        ),
     ]
 }
 

@@ -125,6 +125,36 @@ fn an_upstream_over_http_is_imported_and_apt_installs_it() {
         fs::read(up.join("pool/main/h/hello/hello_1.0-2_amd64.deb")).expect("upstream"),
     );
     assert!(dl.join("tool_3.1-1_amd64.deb").exists());
+
+    // The same upstream declared as a mirror in the configuration.
+    let mirrored = tmp.path().join("mirrored");
+    let m = mirrored.to_str().expect("utf-8");
+    ok(raptr(&["--repo", m, "init"]));
+    let path = mirrored.join("config/raptr.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("config")).expect("json");
+    config["mirrors"] = serde_json::json!([{
+        "name": "vendor", "url": url, "suite": "stable", "newest": 1,
+        "keyring": {"file": keyring.to_str().expect("utf-8")},
+        "distribution": "testing"
+    }]);
+    fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
+    let t = ok(raptr(&["--repo", m, "mirror", "sync"]));
+    assert!(
+        t.contains("vendor: ") && t.contains("2 file(s) fetched"),
+        "{t}"
+    );
+    let t = ok(raptr(&["--repo", m, "mirror", "sync", "vendor"]));
+    assert!(t.contains("nothing to do"), "{t}");
+    let out = raptr(&["--repo", m, "mirror", "sync", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("declares vendor"), "{}", text(&out));
+    ok(raptr(&["--repo", m, "publish"]));
+    let t = ok(raptr(&["--repo", m, "list", "testing"]));
+    assert!(
+        t.contains("hello") && t.contains("1.0-2") && t.contains("tool"),
+        "{t}"
+    );
     drop(server);
 }
 
