@@ -482,6 +482,12 @@ async fn apt_refuses_tampering_and_fetches_by_hash() {
 /// The lease of a publisher process in [`a_publisher_killed_at_random_points_never_breaks_apt`].
 const KILL_LEASE_SECONDS: u64 = 2;
 
+/// The lease of a publisher the stop test pauses: long enough that a
+/// publisher slowed by a loaded machine still renews it in time while it
+/// runs (with 2 s, a renewal late by under a second lost it), short enough
+/// to wait out.
+const STOP_LEASE_SECONDS: u64 = 6;
+
 impl Stack {
     /// The publish function as a process of its own (`raptr-dispatch
     /// --invoke`), with a short lease so that a killed one is replaced soon.
@@ -689,8 +695,12 @@ async fn a_publisher_stopped_past_its_lease_never_turns_a_release_back() {
         s.dispatcher.ingest().await.unwrap();
         let at = action("building generation", "pool files in place");
         let step = format!("round {round}, stopped at the first {at:?}");
-        let mut first =
-            s.publisher_process_with(&[("RUST_LOG", "info"), ("RAPTR_PROGRESS_SECONDS", "0")]);
+        let lease = STOP_LEASE_SECONDS.to_string();
+        let mut first = s.publisher_process_with(&[
+            ("RUST_LOG", "info"),
+            ("RAPTR_PROGRESS_SECONDS", "0"),
+            ("RAPTR_LEASE_SECONDS", &lease),
+        ]);
         let stderr = first.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -724,7 +734,7 @@ async fn a_publisher_stopped_past_its_lease_never_turns_a_release_back() {
         }
         // Past its lease, a second publisher carries out the next change.
         tokio::time::sleep(std::time::Duration::from_millis(
-            KILL_LEASE_SECONDS * 1000 + 500,
+            STOP_LEASE_SECONDS * 1000 + 500,
         ))
         .await;
         s.request(
