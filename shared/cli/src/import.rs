@@ -185,25 +185,11 @@ pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliErr
         {
             let keyring = match &m.keyring {
                 None => None,
-                Some(k) => {
-                    use raptr_core::signing::load::Reader;
-                    let (bytes, source) = match k.place() {
-                        raptr_core::config::KeyPlace::Secret(n) => {
-                            (reader.secret(n).await, format!("secret {n}"))
-                        }
-                        raptr_core::config::KeyPlace::File(f) => (
-                            reader.file(f, raptr_core::signing::keyring::MAX_KEYRING_BYTES),
-                            f.to_string(),
-                        ),
-                    };
-                    let bytes = bytes.map_err(|e| {
-                        CliError(format!("mirror {}: keyring {source}: {e}", m.name))
-                    })?;
-                    Some(
-                        Keyring::parse(&bytes, &source)
-                            .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?,
-                    )
-                }
+                Some(k) => Some(
+                    raptr_core::signing::load::keyring(&reader, k)
+                        .await
+                        .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?,
+                ),
             };
             let upstream = Upstream {
                 name: m.name.clone(),

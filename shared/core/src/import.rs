@@ -634,6 +634,9 @@ struct Hashing<R> {
     inner: R,
     state: Arc<std::sync::Mutex<(u64, Sha256)>>,
     limit: u64,
+    /// Reused for every read (a read sees its bytes before the caller's
+    /// buffer does, to hash them).
+    scratch: Vec<u8>,
 }
 
 /// The size and SHA-256 a [`Hashing`] reader saw.
@@ -656,6 +659,7 @@ impl<R> Hashing<R> {
                 inner,
                 state: state.clone(),
                 limit: expected.saturating_add(1),
+                scratch: vec![0; 256 << 10],
             },
             Check(state),
         )
@@ -677,8 +681,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
             .unwrap_or(usize::MAX)
             .min(buf.remaining())
             .min(256 << 10);
-        let mut tmp = vec![0u8; room];
-        let mut part = ReadBuf::new(&mut tmp);
+        let mut part = ReadBuf::new(&mut this.scratch[..room]);
         let r = Pin::new(&mut this.inner).poll_read(cx, &mut part);
         let data = part.filled();
         if !data.is_empty() {

@@ -126,3 +126,20 @@ pub async fn load(keys: &SigningKeys, reader: &dyn Reader) -> Result<Signer, Sig
     }
     Signer::new(loaded)
 }
+
+/// The public keyring a configuration names (an upload keyring, a mirror's
+/// keyring), read through `reader` and parsed; the error names where it is.
+pub async fn keyring(
+    reader: &dyn Reader,
+    place: &crate::config::Keyring,
+) -> Result<super::keyring::Keyring, String> {
+    let (bytes, source) = match place.place() {
+        KeyPlace::Secret(n) => (reader.secret(n).await, format!("secret {n}")),
+        KeyPlace::File(f) => (
+            reader.file(f, super::keyring::MAX_KEYRING_BYTES),
+            f.to_string(),
+        ),
+    };
+    let bytes = bytes.map_err(|e| format!("keyring {source}: {e}"))?;
+    super::keyring::Keyring::parse(&bytes, &source)
+}
