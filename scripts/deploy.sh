@@ -13,6 +13,8 @@
 #   RAPTR_MORE_SECRETS     comma-separated ARNs of further secrets: a second
 #                          signing key during a rotation, passphrase secrets
 #   RAPTR_UPLOAD_KEYRINGS  comma-separated ARNs of upload keyring secrets
+#   RAPTR_MIRROR_KEYRINGS  comma-separated ARNs of mirror keyring secrets
+#   RAPTR_MIRROR_BUCKETS   comma-separated buckets of s3:// mirrors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { [ -n "${!1:-}" ] || { echo "deploy: set $1 (see scripts/deploy.sh)" >&2; exit 2; }; }
@@ -27,6 +29,7 @@ aws cloudformation deploy --template-file "$packaged" --stack-name "${RAPTR_STAC
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
   --parameter-overrides "PrimaryBucketName=$RAPTR_BUCKET" \
     "ReplicaBucketNames=$RAPTR_REPLICA_BUCKETS" "SigningKeySecretArn=$RAPTR_SIGNING_SECRET" \
-    "MoreSigningSecretArns=${RAPTR_MORE_SECRETS:-}" "UploadKeyringSecretArns=${RAPTR_UPLOAD_KEYRINGS:-}"
+    "MoreSigningSecretArns=${RAPTR_MORE_SECRETS:-}" "UploadKeyringSecretArns=${RAPTR_UPLOAD_KEYRINGS:-}" \
+    "MirrorKeyringSecretArns=${RAPTR_MIRROR_KEYRINGS:-}" "MirrorBucketNames=${RAPTR_MIRROR_BUCKETS:-}"
 aws cloudformation describe-stacks --stack-name "${RAPTR_STACK:-raptr}" \
   --query 'Stacks[0].Outputs' --output table

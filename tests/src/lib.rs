@@ -175,6 +175,8 @@ impl Dispatcher {
                 .map_err(DispatchError::Publish)?,
             progress_every: raptr_publish::progress_from_env().map_err(DispatchError::Publish)?,
             verify_slice: raptr_publish::verify_slice_from_env().map_err(DispatchError::Publish)?,
+            mirror_budget: raptr_publish::mirror_budget_from_env()
+                .map_err(DispatchError::Publish)?,
             keys: raptr_publish::KeyCache::default(),
         };
         Ok(Dispatcher {

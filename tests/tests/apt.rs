@@ -1378,3 +1378,125 @@ async fn snapshots_retention_and_rollback_on_every_replica() {
         assert_eq!(seen, v1, "restored on every replica");
     }
 }
+
+/// A mirror declared in the configuration, its upstream an `s3://` bucket
+/// built by `apt-ftparchive` and signed by GnuPG: the scheduled event syncs
+/// it across invocations (a zero budget: one file each), reports each sync,
+/// and every replica then serves apt what the upstream signed; a sync after
+/// that fetches nothing, and one after the upstream adds a version fetches
+/// that version only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
+    let emu = tokio::task::spawn_blocking(Emulator::shared).await.unwrap();
+    let upstream_bucket = "raptr-e2e-mirror-upstream";
+    let keyring_secret = "raptr/e2e-mirror/upstream-keyring";
+    let s = stack_on(emu, "mirror", |c| {
+        c.mirrors = vec![serde_json::from_value(serde_json::json!({
+            "name": "vendor",
+            "url": format!("s3://{upstream_bucket}"),
+            "suite": "stable",
+            "keyring": {"secret": keyring_secret},
+            "packages": ["hello", "tool"],
+            "distribution": "testing"
+        }))
+        .unwrap()];
+    })
+    .await;
+    let gpg_home = tempfile::tempdir().unwrap();
+    let gpg = raptr_testkit::gnupg::Gpg::new(gpg_home.path());
+    let uid = "vendor archive <archive@vendor.invalid>";
+    gpg.generate(uid, "ed25519", "cert,sign", "never", "", &[]);
+    let up = s.tmp.path().join("upstream");
+    let style = raptr_testkit::upstream::Style {
+        detached: false,
+        xz: true,
+    };
+    let debs = [("hello", "1.0-1"), ("tool", "3.1-1"), ("other", "9-1")];
+    raptr_testkit::upstream::suite(&up, &gpg, uid, &debs, style);
+    aws_sdk_secretsmanager::Client::new(&s.conf)
+        .create_secret()
+        .name(keyring_secret)
+        .secret_string(String::from_utf8(gpg.export_public_armored(uid)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    ok(
+        s.aws(&["s3", "mb", &format!("s3://{upstream_bucket}")]),
+        "the upstream bucket",
+    );
+    let push = || {
+        ok(
+            s.aws(&[
+                "s3",
+                "sync",
+                "--delete",
+                up.to_str().unwrap(),
+                &format!("s3://{upstream_bucket}"),
+            ]),
+            "the upstream's files",
+        )
+    };
+    push();
+
+    let mut handler = s.dispatcher.publish_handler().clone();
+    handler.mirror_budget = Some(std::time::Duration::ZERO);
+    let schedule = serde_json::json!({
+        "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}
+    });
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let answer = handler.handle(schedule.clone()).await.unwrap();
+        let m = &answer["mirrors"][0];
+        statuses.push(m["status"].as_str().unwrap_or("?").to_string());
+        assert_eq!(answer["publish"]["ran"], Value::Bool(true), "{answer:#}");
+        if m["status"] == "complete" {
+            assert_eq!(m["summary"]["refused"], serde_json::json!([]), "{m:#}");
+            break;
+        }
+        assert_eq!(m["status"], "partial", "{answer:#}");
+    }
+    // Two files, one per invocation: the first stops short.
+    assert_eq!(statuses, ["partial", "complete"]);
+    let report = s.report(&format!("s3://{}/reports/mirrors/vendor.json", s.bucket));
+    assert_eq!(
+        (report["status"].as_str(), report["distribution"].as_str()),
+        (Some("complete"), Some("testing")),
+        "{report:#}"
+    );
+    for seen in s.apt_on_every_replica("testing", "mirrored").await {
+        assert_eq!(seen, ["hello 1.0-1 amd64", "tool 3.1-1 amd64"]);
+    }
+    // apt installs what the upstream signed, byte for byte.
+    let (apt, work) = s.apt("mirror", &s.replicas[1].1, "testing");
+    update_cleanly(&apt, &work, "the mirror");
+    ok(apt.apt_get(&["download", "tool"], &work), "download tool");
+    assert_eq!(
+        std::fs::read(work.join("tool_3.1-1_amd64.deb")).unwrap(),
+        std::fs::read(up.join("pool/main/t/tool/tool_3.1-1_amd64.deb")).unwrap()
+    );
+
+    // Nothing new upstream: the next sync reads its Release and stops.
+    handler.mirror_budget = None;
+    let answer = handler.handle(schedule.clone()).await.unwrap();
+    assert_eq!(answer["mirrors"][0]["status"], "unchanged", "{answer:#}");
+
+    // A new version upstream: only it is fetched.
+    raptr_testkit::upstream::suite(&up, &gpg, uid, &[("hello", "1.0-2")], style);
+    push();
+    let answer = handler.handle(schedule).await.unwrap();
+    let m = &answer["mirrors"][0];
+    assert_eq!(
+        (m["status"].as_str(), m["summary"]["fetched"].as_u64()),
+        (Some("complete"), Some(1)),
+        "{answer:#}"
+    );
+    for seen in s
+        .apt_on_every_replica("testing", "new upstream version")
+        .await
+    {
+        assert_eq!(
+            seen,
+            ["hello 1.0-1 amd64", "hello 1.0-2 amd64", "tool 3.1-1 amd64"]
+        );
+    }
+}

@@ -38,6 +38,8 @@ pub enum Task {
     /// Sweep, then publish (the schedule).
     Scheduled,
     Sweep,
+    /// Sync the configured mirrors, then publish.
+    Mirror,
     Purge {
         dry_run: bool,
     },
@@ -65,10 +67,11 @@ pub fn task(payload: &Value) -> Result<Task, PayloadError> {
         return match what.as_str() {
             Some("publish") => Ok(Task::Publish),
             Some("sweep") => Ok(Task::Sweep),
+            Some("mirror") => Ok(Task::Mirror),
             Some("purge") => Ok(Task::Purge { dry_run }),
             Some("verify") => Ok(Task::Verify { dry_run }),
             _ => Err(PayloadError(format!(
-                "\"raptr\": {what}: expected publish, sweep, purge or verify"
+                "\"raptr\": {what}: expected publish, sweep, mirror, purge or verify"
             ))),
         };
     }
@@ -120,6 +123,10 @@ pub struct Handler {
     /// How long one invocation spends on a verify (two minutes when
     /// `None`); see [`verify_slice_from_env`].
     pub verify_slice: Option<Duration>,
+    /// How long one invocation spends syncing mirrors before it leaves the
+    /// rest to the next ([`MIRROR_BUDGET`] when `None`); see
+    /// [`mirror_budget_from_env`].
+    pub mirror_budget: Option<Duration>,
     /// The signing keys last loaded, reused by later invocations of this
     /// execution environment.
     pub keys: KeyCache,
@@ -180,6 +187,17 @@ fn seconds_from_env(name: &str) -> Result<Option<Duration>, String> {
         .parse::<u64>()
         .map(|n| Some(Duration::from_secs(n)))
         .map_err(|_| format!("{name}={text:?}: expected a whole number of seconds"))
+}
+
+/// How long an invocation syncs mirrors unless `RAPTR_MIRROR_BUDGET_SECONDS`
+/// says otherwise: a third of the function's 15 minutes, leaving the rest
+/// to the sweep and the publish that follow.
+pub const MIRROR_BUDGET: Duration = Duration::from_secs(300);
+
+/// The mirror budget `RAPTR_MIRROR_BUDGET_SECONDS` sets, if it is set (0
+/// handles one file of one mirror per invocation, as a test wants).
+pub fn mirror_budget_from_env() -> Result<Option<Duration>, String> {
+    seconds_from_env("RAPTR_MIRROR_BUDGET_SECONDS")
 }
 
 /// The progress period `RAPTR_PROGRESS_SECONDS` sets, if it is set (0
@@ -284,6 +302,83 @@ impl Handler {
         Ok(publisher)
     }
 
+    /// An upstream archive as the function reaches it: `http(s)://` or
+    /// `s3://BUCKET` (in the function's region, through its endpoint).
+    fn upstream(&self, url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(Arc::new(raptr_http::HttpStore::new(url)?));
+        }
+        if let Some(bucket) = url.strip_prefix("s3://") {
+            let bucket = bucket.trim_end_matches('/');
+            let client = raptr_aws::s3_client(&self.aws.conf, None, self.aws.path_style);
+            return Ok(Arc::new(raptr_aws::S3Store::new(client, bucket)));
+        }
+        Err(format!(
+            "{url}: the publish function reads http(s):// and s3:// upstreams only; sync this mirror with `raptr mirror sync` where the path is"
+        ))
+    }
+
+    /// Syncs the configured mirrors, the one a sync left unfinished first,
+    /// until the budget is spent (always at least one file): each sync's
+    /// report goes to `reports/mirrors/<name>.json`. A mirror that fails or
+    /// is refused holds back neither the others nor the publish.
+    async fn sync_mirrors(&self, config: &Config) -> Result<Vec<Value>, HandlerError> {
+        if config.mirrors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = std::time::Instant::now() + self.mirror_budget.unwrap_or(MIRROR_BUDGET);
+        let ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone())
+            .with_keyrings(Arc::new(raptr_aws::SecretReader(self.aws.conf.clone())));
+        let keys = raptr_aws::SecretReader(self.aws.conf.clone());
+        let progress = Progress::new(
+            self.progress_every.unwrap_or(Duration::from_secs(10)),
+            |line| tracing::info!(progress = %line, "mirroring"),
+        );
+        let order = raptr_core::import::mirrors_in_turn(config, self.store.as_ref())
+            .await
+            .map_err(|e| HandlerError(format!("mirrors of {}: {e}", self.bucket)))?;
+        let mut out = Vec::new();
+        let mut first = true;
+        for m in order {
+            if !first && std::time::Instant::now() >= deadline {
+                tracing::info!(mirror = %m.name, "no time left this run: the next one syncs it");
+                continue;
+            }
+            first = false;
+            let report = raptr_core::import::sync_mirror(
+                m,
+                self.upstream(&m.url),
+                &keys,
+                &ingest,
+                self.store.as_ref(),
+                config,
+                Some(&progress),
+                Some(deadline),
+            )
+            .await
+            .map_err(|e| HandlerError(format!("mirror {} of {}: {e}", m.name, self.bucket)))?;
+            if report.troubled() {
+                tracing::error!(
+                    mirror = %m.name,
+                    status = ?report.status,
+                    reason = report.reason.as_deref().unwrap_or(""),
+                    refused = report.summary.refused.len(),
+                    "mirror sync"
+                );
+            } else {
+                tracing::info!(
+                    mirror = %m.name,
+                    status = ?report.status,
+                    fetched = report.summary.fetched,
+                    remaining = report.summary.remaining,
+                    "mirror sync"
+                );
+            }
+            out.push(json!(report));
+        }
+        Ok(out)
+    }
+
     /// Handles one invocation; the answer summarises what was done.
     pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
         let task = task(&payload).map_err(|e| HandlerError(e.to_string()))?;
@@ -319,6 +414,12 @@ impl Handler {
                 }
             }
         }
+        if matches!(task, Task::Scheduled | Task::Mirror) {
+            let synced = self.sync_mirrors(&config).await?;
+            if !synced.is_empty() {
+                answer["mirrors"] = json!(synced);
+            }
+        }
         if task == Task::Sweep {
             return match sweep_error {
                 Some(e) => Err(e),
@@ -330,7 +431,7 @@ impl Handler {
             HandlerError(format!("{what} of {}: {e}", self.bucket))
         };
         match task {
-            Task::Publish | Task::Scheduled => {
+            Task::Publish | Task::Scheduled | Task::Mirror => {
                 let s = publisher.run().await.map_err(|e| fail("publish", e))?;
                 tracing::info!(
                     ran = s.ran,

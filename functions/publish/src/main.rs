@@ -1,14 +1,16 @@
 //! The publish Lambda function. Environment: `RAPTR_BUCKET` (the primary
 //! bucket), `RAPTR_TABLE` (the DynamoDB table, default `raptr`),
 //! `RAPTR_LEASE_SECONDS`, `RAPTR_SWEEP_MIN_AGE_SECONDS`,
-//! `RAPTR_PROGRESS_SECONDS` and `RAPTR_VERIFY_SLICE_SECONDS` (optional), and the standard AWS variables. Logs
+//! `RAPTR_PROGRESS_SECONDS`, `RAPTR_VERIFY_SLICE_SECONDS` and
+//! `RAPTR_MIRROR_BUDGET_SECONDS` (optional), and the standard AWS variables. Logs
 //! are JSON lines (`RUST_LOG` filters them).
 
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use raptr_publish::{
-    lease_from_env, progress_from_env, sweep_min_age_from_env, verify_slice_from_env, Aws, Handler,
+    lease_from_env, mirror_budget_from_env, progress_from_env, sweep_min_age_from_env,
+    verify_slice_from_env, Aws, Handler,
 };
 use serde_json::Value;
 
@@ -29,6 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sweep_min_age = sweep_min_age_from_env()?;
     let progress_every = progress_from_env()?;
     let verify_slice = verify_slice_from_env()?;
+    let mirror_budget = mirror_budget_from_env()?;
     let (store, table) = raptr_aws::repository(&bucket).await;
     let handler = Handler {
         bucket,
@@ -47,6 +50,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sweep_min_age,
         progress_every,
         verify_slice,
+        mirror_budget,
         keys: Default::default(),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -126,6 +126,7 @@ async fn env(tag: &str) -> Env {
         lease: None,
         progress_every: None,
         verify_slice: None,
+        mirror_budget: None,
         // The tests sweep what they have just put.
         sweep_min_age: Some(std::time::Duration::ZERO),
         keys: Default::default(),

@@ -176,6 +176,10 @@ pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliErr
             )));
         }
         let reader = crate::keys::KeyringReader(opened.dir.clone());
+        let ingest = ingest_with(&opened, config.clone());
+        let progress = Progress::new(std::time::Duration::from_secs(2), |line| {
+            eprintln!("  ... {line}")
+        });
         let mut worst = ExitCode::SUCCESS;
         let mut docs = Vec::new();
         for m in config
@@ -183,40 +187,37 @@ pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliErr
             .iter()
             .filter(|m| names.is_empty() || names.contains(&m.name))
         {
-            let keyring = match &m.keyring {
-                None => None,
-                Some(k) => Some(
-                    raptr_core::signing::load::keyring(&reader, k)
-                        .await
-                        .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?,
-                ),
-            };
-            let upstream = Upstream {
-                name: m.name.clone(),
-                store: upstream_store(&m.url).await?,
-                suite: m.suite.clone(),
-                components: m.components.clone(),
-                architectures: m.architectures.clone(),
-                keyring,
-                allow_unsigned: m.allow_unsigned,
-                packages: m.packages.clone(),
-                sources: m.sources,
-                newest: m.newest.map(|n| n as usize),
-            };
-            let target = Target {
-                distribution: m.distribution.clone(),
-                component: m.component.clone(),
-            };
-            let (summary, refused) = one(&opened, &config, &upstream, &target).await?;
-            if json {
-                docs.push(serde_json::json!({
-                    "upstream": m.name, "summary": summary, "refused": refused,
-                }));
-            } else {
-                print(repo, &m.name, &target, &summary, refused.as_deref(), false);
-            }
-            if exit(&summary, refused.as_deref()) != ExitCode::SUCCESS {
+            let report = import::sync_mirror(
+                m,
+                upstream_store(&m.url).await.map_err(|e| e.0),
+                &reader,
+                &ingest,
+                opened.store.as_ref(),
+                &config,
+                Some(&progress),
+                None,
+            )
+            .await
+            .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?;
+            if report.troubled() {
                 worst = ExitCode::from(1);
+            }
+            if json {
+                docs.push(serde_json::to_value(&report).unwrap_or_default());
+            } else {
+                let refused = matches!(
+                    report.status,
+                    import::SyncStatus::Refused | import::SyncStatus::Failed
+                )
+                .then(|| report.reason.clone().unwrap_or_default());
+                print(
+                    repo,
+                    &m.name,
+                    &m.target(),
+                    &report.summary,
+                    refused.as_deref(),
+                    false,
+                );
             }
         }
         if json {
@@ -237,13 +238,25 @@ async fn one(
     let progress = Progress::new(std::time::Duration::from_secs(2), |line| {
         eprintln!("  ... {line}")
     });
+    one_with(&ingest, opened, config, upstream, target, &progress).await
+}
+
+async fn one_with(
+    ingest: &raptr_core::ingest::Ingest,
+    opened: &crate::repo::Opened,
+    config: &raptr_core::config::Config,
+    upstream: &Upstream,
+    target: &Target,
+    progress: &Progress,
+) -> Result<(import::Summary, Option<String>), CliError> {
     match import::run(
         upstream,
         target,
-        &ingest,
+        ingest,
         opened.store.as_ref(),
         config,
-        Some(&progress),
+        Some(progress),
+        None,
     )
     .await
     {
@@ -297,4 +310,234 @@ fn print(
         summary.refused.len(),
         target.distribution
     );
+}
+
+/// What to migrate from where.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The published repository: file:/PATH (or a directory) or s3://BUCKET,
+    /// whose dists/ is listed for its suites; or http(s)://HOST/PATH with
+    /// --suites.
+    pub url: String,
+    /// Only these suites (dists/SUITE/; required over http(s)://, which
+    /// cannot be listed).
+    #[arg(long, value_delimiter = ',', value_name = "SUITE,...")]
+    pub suites: Vec<String>,
+    /// Import upstream suite FROM into distribution TO (default: each
+    /// suite into the distribution of the same name).
+    #[arg(long = "map", value_delimiter = ',', value_name = "FROM=TO,...")]
+    pub map: Vec<String>,
+    /// The public keys its Releases are signed by (the key the old tool
+    /// signed with).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// Accept Releases without any signature (a bad one is refused all the
+    /// same).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// The name the import goes by in upload folders, reports and progress
+    /// records (each suite and component adds its own; default: made from
+    /// the URL).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// One suite's component, and what became of it.
+#[derive(Debug, serde::Serialize)]
+struct Migrated {
+    suite: String,
+    component: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distribution: Option<String>,
+    /// Why it was not imported (no such distribution or component here,
+    /// a refused Release).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<import::Summary>,
+}
+
+/// `raptr migrate`: every suite and component of a published repository,
+/// with all their versions and sources, into this one's distributions.
+pub fn migrate(repo: &str, args: &MigrateArgs, json: bool) -> Result<ExitCode, CliError> {
+    runtime()?.block_on(async {
+        let opened = open(repo, false).await?;
+        let config = crate::repo::load_config(&opened).await?;
+        let keyring = match &args.keyring {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
+                Some(Keyring::parse(&bytes, &path.display().to_string()).map_err(CliError)?)
+            }
+            None if args.allow_unsigned => None,
+            None => {
+                return Err(CliError(format!(
+                    "{}: give --keyring FILE (the keys its Releases are signed by), or --allow-unsigned",
+                    args.url
+                )))
+            }
+        };
+        let store = upstream_store(&args.url).await?;
+        let suites = if args.suites.is_empty() {
+            let found = import::suites(store.as_ref()).await.map_err(|e| {
+                CliError(format!(
+                    "{}: cannot list its suites ({e}); name them with --suites",
+                    args.url
+                ))
+            })?;
+            if found.is_empty() {
+                return Err(CliError(format!(
+                    "{}: no dists/SUITE/Release or InRelease found; is this the directory holding dists/?",
+                    args.url
+                )));
+            }
+            found
+        } else {
+            args.suites.clone()
+        };
+        let mut map = std::collections::BTreeMap::new();
+        for m in &args.map {
+            let Some((from, to)) = m.split_once('=') else {
+                return Err(CliError(format!("--map {m}: expected FROM=TO")));
+            };
+            if !suites.iter().any(|s| s == from) {
+                return Err(CliError(format!(
+                    "--map {m}: {} has no suite {from}; it has {}",
+                    args.url,
+                    suites.join(", ")
+                )));
+            }
+            map.insert(from.to_string(), to.to_string());
+        }
+        let layout = &config.primary_layout().distributions;
+        let base = args.name.clone().unwrap_or_else(|| {
+            name_from(args.url.split("://").nth(1).unwrap_or(&args.url))
+        });
+        let ingest = ingest_with(&opened, config.clone());
+        let progress = Progress::new(std::time::Duration::from_secs(2), |line| {
+            eprintln!("  ... {line}")
+        });
+        let mut out: Vec<Migrated> = Vec::new();
+        for suite in &suites {
+            let dist_name = map.get(suite).cloned().unwrap_or_else(|| suite.clone());
+            let skip = |component: &str, why: String| Migrated {
+                suite: suite.clone(),
+                component: component.to_string(),
+                distribution: None,
+                skipped: Some(why),
+                summary: None,
+            };
+            let Some(dist) = layout.get(&dist_name) else {
+                out.push(skip(
+                    "",
+                    format!(
+                        "{repo} has no distribution {dist_name} (add it, or --map {suite}=DIST)"
+                    ),
+                ));
+                continue;
+            };
+            let upstream = |name: String, components: Vec<String>| Upstream {
+                name,
+                store: store.clone(),
+                suite: Some(suite.clone()),
+                components,
+                architectures: Vec::new(),
+                keyring: keyring.clone(),
+                allow_unsigned: args.allow_unsigned,
+                packages: Vec::new(),
+                sources: true,
+                newest: None,
+            };
+            let release = match upstream(base.clone(), Vec::new()).release().await {
+                Ok((r, _)) => r,
+                Err(ImportError::Refused(why)) => {
+                    out.push(skip("", why));
+                    continue;
+                }
+                Err(e) => return Err(CliError(format!("{}: {suite}: {e}", args.url))),
+            };
+            for component in &release.components {
+                let into = if dist.components.contains(component) {
+                    component.clone()
+                } else if let [only] = &dist.components[..] {
+                    only.clone()
+                } else {
+                    out.push(skip(
+                        component,
+                        format!(
+                            "{dist_name} has no component {component} (it has {})",
+                            dist.components.join(", ")
+                        ),
+                    ));
+                    continue;
+                };
+                let up = upstream(
+                    name_from(&format!("{base}-{suite}-{component}")),
+                    vec![component.clone()],
+                );
+                let target = Target {
+                    distribution: dist_name.clone(),
+                    component: Some(into),
+                };
+                eprintln!("{suite}/{component} -> {dist_name}/{}", target.component.as_deref().unwrap_or(""));
+                let (summary, refused) = one_with(&ingest, &opened, &config, &up, &target, &progress).await?;
+                out.push(match refused {
+                    Some(why) => skip(component, why),
+                    None => Migrated {
+                        suite: suite.clone(),
+                        component: component.clone(),
+                        distribution: Some(dist_name.clone()),
+                        skipped: None,
+                        summary: Some(summary),
+                    },
+                });
+            }
+        }
+        let troubled = out.iter().any(|m| {
+            m.skipped.is_some() || m.summary.as_ref().is_some_and(|s| !s.refused.is_empty())
+        });
+        if json {
+            crate::output::print(&serde_json::json!({ "repo": repo, "url": args.url, "migrated": out }));
+        } else {
+            let (mut files, mut present, mut refused) = (0, 0, 0);
+            for m in &out {
+                let place = if m.component.is_empty() {
+                    m.suite.clone()
+                } else {
+                    format!("{}/{}", m.suite, m.component)
+                };
+                match (&m.skipped, &m.summary) {
+                    (Some(why), _) => println!("skipped {place}: {why}"),
+                    (None, Some(s)) if s.unchanged => println!(
+                        "{place} -> {}: unchanged since the last migration",
+                        m.distribution.as_deref().unwrap_or("")
+                    ),
+                    (None, Some(s)) => {
+                        for r in &s.refused {
+                            println!("refused: {r}");
+                        }
+                        files += s.fetched;
+                        present += s.present;
+                        refused += s.refused.len();
+                        println!(
+                            "{place} -> {}: {} package(s) in {} bundle(s); {} file(s) imported, {} already here, {} refused",
+                            m.distribution.as_deref().unwrap_or(""),
+                            s.selected,
+                            s.bundles,
+                            s.fetched,
+                            s.present,
+                            s.refused.len()
+                        );
+                    }
+                    (None, None) => {}
+                }
+            }
+            let skipped = out.iter().filter(|m| m.skipped.is_some()).count();
+            println!(
+                "migrated {} suite(s) of {}: {files} file(s) imported, {present} already here, {refused} refused, {skipped} part(s) skipped; run `raptr --repo {repo} publish` to serve them",
+                suites.len(),
+                args.url
+            );
+        }
+        Ok(ExitCode::from(u8::from(troubled)))
+    })
 }

@@ -197,6 +197,17 @@ enum Command {
         #[command(flatten)]
         args: import::Args,
     },
+    /// Bring a whole published repository (aptly, reprepro, deb-s3, any
+    /// APT archive with dists/ and pool/) into this one: every suite and
+    /// component with all their versions and sources, each suite into the
+    /// distribution of its name (or --map). Checked as `raptr import` checks;
+    /// a summary says what was imported, skipped and refused. Run `raptr
+    /// publish` after it. A second run fetches only what is new. Exit 0:
+    /// everything imported; 1: something skipped or refused.
+    Migrate {
+        #[command(flatten)]
+        args: import::MigrateArgs,
+    },
     /// The mirrors the configuration declares ("mirrors"): `raptr mirror
     /// sync [NAME...]` imports from each what is new.
     Mirror {
@@ -405,6 +416,7 @@ fn main() -> ExitCode {
             command: MirrorCommand::Sync { names },
         } => with_repo(&cli.repo, |r| import::sync(r, &names, cli.json)),
         Command::Import { args } => with_repo(&cli.repo, |r| import::run(r, &args, cli.json)),
+        Command::Migrate { args } => with_repo(&cli.repo, |r| import::migrate(r, &args, cli.json)),
         Command::Snapshots { distribution } => with_repo(&cli.repo, |r| {
             inventory::snapshots(r, distribution.as_deref(), cli.json)
         }),

@@ -111,6 +111,16 @@ pub struct Summary {
     pub refused: Vec<String>,
     /// Bundles (source, version) touched.
     pub bundles: usize,
+    /// Files left for the next run: the deadline came first. The next run
+    /// starts where this one stopped.
+    pub remaining: usize,
+}
+
+impl Summary {
+    /// Whether everything selected was handled (or nothing needed doing).
+    pub fn complete(&self) -> bool {
+        self.remaining == 0
+    }
 }
 
 /// An import's failure: nothing past the point it names was done.
@@ -137,6 +147,48 @@ struct Seen {
     #[serde(default)]
     selection: String,
     complete: bool,
+    /// How many of the run's files (in their fixed order) were handled when
+    /// it stopped short: a run over the same Release and selection skips
+    /// them without asking the pool.
+    #[serde(default)]
+    handled: usize,
+    /// What those files refused, carried to the run that finishes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    refused: Vec<String>,
+    /// When it was written (milliseconds since the epoch).
+    #[serde(default)]
+    updated_ms: u64,
+}
+
+/// What the last run of upstream `name` left: whether it finished, and
+/// when (`None`: never run).
+pub async fn last_run(store: &dyn ObjectStore, name: &str) -> Result<Option<(bool, u64)>> {
+    Ok(read_seen(store, name)
+        .await?
+        .map(|s| (s.complete, s.updated_ms)))
+}
+
+async fn read_seen(store: &dyn ObjectStore, name: &str) -> Result<Option<Seen>> {
+    match store
+        .get_limited(&format!("{STATE_PREFIX}{name}.json"), 1 << 20)
+        .await
+    {
+        Ok((b, _)) => Ok(Some(serde_json::from_slice(&b).unwrap_or_default())),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn write_seen(store: &dyn ObjectStore, name: &str, seen: &Seen) -> Result<()> {
+    let body = serde_json::to_vec(seen).unwrap_or_default();
+    store
+        .put(
+            &format!("{STATE_PREFIX}{name}.json"),
+            body.into(),
+            PutOptions::default(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// One file to have.
@@ -164,7 +216,7 @@ impl Upstream {
 
     /// The Release, verified (or accepted unsigned when allowed), and the
     /// SHA-256 of the bytes it came in.
-    async fn release(&self) -> Result<(Release, String)> {
+    pub async fn release(&self) -> Result<(Release, String)> {
         let base = self.dists();
         let store = self.store.as_ref();
         let refuse = |why: String| ImportError::Refused(format!("{}: {why}", self.name));
@@ -306,13 +358,37 @@ impl Upstream {
     }
 }
 
+/// The suites a published archive serves: each `dists/<suite>/` holding a
+/// `Release` or an `InRelease`, in name order. The store must be listable
+/// (a directory or a bucket; an archive over HTTP is not).
+pub async fn suites(store: &dyn ObjectStore) -> Result<Vec<String>> {
+    let mut out = BTreeSet::new();
+    for o in store.list("dists/").await? {
+        let Some(rest) = o.key.strip_prefix("dists/") else {
+            continue;
+        };
+        if let Some((suite, file)) = rest.split_once('/') {
+            if matches!(file, "Release" | "InRelease") && !suite.is_empty() {
+                out.insert(suite.to_string());
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// Whether `name` matches one of `patterns` (all when there are none).
 fn picked(patterns: &[String], name: &str) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| crate::inventory::glob(p, name))
 }
 
+/// How often a long run records how far it is, in files: a run killed
+/// between two records does at most this many manifest reads again.
+const CHECKPOINT_EVERY: usize = 200;
+
 /// Imports from `upstream` into `target`, through `ingest` (whose store is
-/// the repository's). `progress` hears how far long work is.
+/// the repository's). `progress` hears how far long work is. Past
+/// `deadline` (checked between files, after at least one) the run records
+/// where it stopped and returns with [`Summary::remaining`] set.
 pub async fn run(
     upstream: &Upstream,
     target: &Target,
@@ -320,6 +396,7 @@ pub async fn run(
     store: &dyn ObjectStore,
     config: &crate::config::Config,
     progress: Option<&Progress>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<Summary> {
     let mut summary = Summary::default();
     let refuse = |why: String| ImportError::Refused(format!("{}: {why}", upstream.name));
@@ -339,12 +416,7 @@ pub async fn run(
         )));
     };
     let (release, release_sha) = upstream.release().await?;
-    let seen_key = format!("{STATE_PREFIX}{}.json", upstream.name);
-    let seen: Seen = match store.get_limited(&seen_key, 1 << 20).await {
-        Ok((b, _)) => serde_json::from_slice(&b).unwrap_or_default(),
-        Err(StoreError::NotFound { .. }) => Seen::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let seen = read_seen(store, &upstream.name).await?.unwrap_or_default();
     let selection = format!(
         "{:?} {:?} {:?} {} {:?} {} {:?}",
         upstream.components,
@@ -465,10 +537,10 @@ pub async fn run(
                     archive::source_entry(p).map_err(|e| refuse(format!("{base}: {e}")))?;
                 let by_name =
                     !upstream.packages.is_empty() && picked(&upstream.packages, &s.package);
-                if !(want.contains(&(s.package.clone(), s.version.clone()))
-                    || by_name
-                    || upstream.packages.is_empty() && binaries.is_empty())
-                {
+                // With no name filter and no newest-N, every source package
+                // comes (a migration takes sources without binaries too).
+                let all = upstream.packages.is_empty() && upstream.newest.is_none();
+                if !(want.contains(&(s.package.clone(), s.version.clone())) || by_name || all) {
                     continue;
                 }
                 summary.selected += 1;
@@ -511,7 +583,38 @@ pub async fn run(
         .collect();
     summary.bundles = bundles.len();
     let total = wanted.len();
-    for (i, w) in wanted.iter().enumerate() {
+    // A run that stopped short over this same Release and selection handled
+    // its first files: they are not asked about again.
+    let skip =
+        if !seen.complete && seen.release_sha256 == release_sha && seen.selection == selection {
+            summary.refused = seen.refused.clone();
+            seen.handled.min(total)
+        } else {
+            0
+        };
+    let checkpoint = |handled: usize, refused: &[String]| Seen {
+        release_sha256: release_sha.clone(),
+        selection: selection.clone(),
+        complete: false,
+        handled,
+        refused: refused.to_vec(),
+        updated_ms: crate::time::now_ms(),
+    };
+    // What the target distribution links (read once, when a file is found
+    // in the pool already), and the files found so that it does not.
+    let mut links: Option<crate::publish::links::Dirs> = None;
+    let mut relink: Relink = BTreeMap::new();
+    for (i, w) in wanted.iter().enumerate().skip(skip) {
+        if i > skip && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            summary.remaining = total - i;
+            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
+            write_seen(store, &upstream.name, &checkpoint(i, &summary.refused)).await?;
+            return Ok(summary);
+        }
+        if i > skip && (i - skip) % CHECKPOINT_EVERY == 0 {
+            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
+            write_seen(store, &upstream.name, &checkpoint(i, &summary.refused)).await?;
+        }
         let component = match &target.component {
             Some(c) => c.clone(),
             None if dist.components.contains(&w.component) => w.component.clone(),
@@ -532,6 +635,34 @@ pub async fn run(
             if let Some(f) = m.files.get(&w.name) {
                 if f.digests.sha256 == w.sha256 {
                     summary.present += 1;
+                    // In the pool already (another distribution's, an
+                    // earlier import's): linked here unless it is.
+                    if links.is_none() {
+                        links = Some(dist_links(store, &target.distribution).await?);
+                    }
+                    if !links
+                        .as_ref()
+                        .and_then(|l| l.get(&dir))
+                        .is_some_and(|files| files.contains(&w.name))
+                    {
+                        let (packages, arches) = relink
+                            .entry((component.clone(), w.source.clone(), w.version.clone()))
+                            .or_default();
+                        let is_source = matches!(
+                            f.kind,
+                            raptr_formats::bundle::Kind::Dsc | raptr_formats::bundle::Kind::Source
+                        );
+                        packages.insert(if is_source {
+                            "source".to_string()
+                        } else {
+                            f.package.clone().unwrap_or_default()
+                        });
+                        arches.insert(if is_source {
+                            "source".to_string()
+                        } else {
+                            f.architecture.clone().unwrap_or_default()
+                        });
+                    }
                     continue;
                 }
                 summary.refused.push(format!(
@@ -596,16 +727,227 @@ pub async fn run(
             format!("{}: {} of {total} files handled", upstream.name, i + 1)
         });
     }
+    link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
+    // A run with refusals is not complete: the next one looks at every file
+    // again (an upstream may mend what it serves).
     let done = Seen {
-        release_sha256: release_sha,
-        selection,
         complete: summary.refused.is_empty(),
+        ..checkpoint(0, &[])
     };
-    let body = serde_json::to_vec(&done).unwrap_or_default();
-    store
-        .put(&seen_key, body.into(), PutOptions::default())
-        .await?;
+    write_seen(store, &upstream.name, &done).await?;
     Ok(summary)
+}
+
+/// Where the report of each mirror's last sync is kept:
+/// `reports/mirrors/<name>.json`.
+pub const MIRROR_REPORTS: &str = "reports/mirrors/";
+
+/// How a mirror's sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Its Release and selection are the ones the last complete sync saw.
+    Unchanged,
+    /// Everything selected is in the pool (files refused are listed).
+    Complete,
+    /// The time given ran out: the next sync goes on where this stopped.
+    Partial,
+    /// The upstream's signature, Release or an index is not what it must
+    /// be: nothing was fetched past it.
+    Refused,
+    /// The upstream or the repository could not be read or written: the
+    /// next sync tries again.
+    Failed,
+}
+
+/// A mirror's sync, as `reports/mirrors/<name>.json` records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorReport {
+    pub mirror: String,
+    pub distribution: String,
+    pub status: SyncStatus,
+    /// When the sync ended (RFC 3339).
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub summary: Summary,
+}
+
+impl MirrorReport {
+    /// Whether the sync left something to look at: a refusal, a failure or
+    /// refused files.
+    pub fn troubled(&self) -> bool {
+        matches!(self.status, SyncStatus::Refused | SyncStatus::Failed)
+            || !self.summary.refused.is_empty()
+    }
+}
+
+impl crate::config::Mirror {
+    /// This mirror as an import from `store` (its base), its Release
+    /// checked against `keyring`.
+    pub fn upstream(&self, store: Arc<dyn ObjectStore>, keyring: Option<Keyring>) -> Upstream {
+        Upstream {
+            name: self.name.clone(),
+            store,
+            suite: self.suite.clone(),
+            components: self.components.clone(),
+            architectures: self.architectures.clone(),
+            keyring,
+            allow_unsigned: self.allow_unsigned,
+            packages: self.packages.clone(),
+            sources: self.sources,
+            newest: self.newest.map(|n| n as usize),
+        }
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            distribution: self.distribution.clone(),
+            component: self.component.clone(),
+        }
+    }
+}
+
+/// The configuration's mirrors in the order a sync with little time should
+/// take them: one a sync left unfinished first, then the longest unsynced.
+pub async fn mirrors_in_turn<'a>(
+    config: &'a crate::config::Config,
+    store: &dyn ObjectStore,
+) -> Result<Vec<&'a crate::config::Mirror>> {
+    let mut order = Vec::new();
+    for m in &config.mirrors {
+        let (complete, when) = last_run(store, &m.name).await?.unwrap_or((true, 0));
+        order.push((complete, when, m));
+    }
+    order.sort_by_key(|(complete, when, m)| (*complete, *when, m.name.clone()));
+    Ok(order.into_iter().map(|(_, _, m)| m).collect())
+}
+
+/// Syncs one mirror: its keyring read through `keys`, its upstream opened
+/// as `open` says (an error there is the sync's failure), the import run
+/// until `deadline`, and the report written to
+/// `reports/mirrors/<name>.json`. Only the report's own write can fail it.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_mirror(
+    mirror: &crate::config::Mirror,
+    open: std::result::Result<Arc<dyn ObjectStore>, String>,
+    keys: &dyn crate::signing::load::Reader,
+    ingest: &Ingest,
+    store: &dyn ObjectStore,
+    config: &crate::config::Config,
+    progress: Option<&Progress>,
+    deadline: Option<std::time::Instant>,
+) -> std::result::Result<MirrorReport, StoreError> {
+    let outcome = async {
+        let upstream_store = open.map_err(ImportError::Refused)?;
+        let keyring = match &mirror.keyring {
+            None => None,
+            Some(k) => Some(
+                crate::signing::load::keyring(keys, k)
+                    .await
+                    .map_err(ImportError::Refused)?,
+            ),
+        };
+        run(
+            &mirror.upstream(upstream_store, keyring),
+            &mirror.target(),
+            ingest,
+            store,
+            config,
+            progress,
+            deadline,
+        )
+        .await
+    }
+    .await;
+    let (status, reason, summary) = match outcome {
+        Ok(s) if s.unchanged => (SyncStatus::Unchanged, None, s),
+        Ok(s) if !s.complete() => (SyncStatus::Partial, None, s),
+        Ok(s) => (SyncStatus::Complete, None, s),
+        Err(ImportError::Refused(why)) => (SyncStatus::Refused, Some(why), Summary::default()),
+        Err(e) => (
+            SyncStatus::Failed,
+            Some(raptr_formats::quote::line(&e.to_string()).into_owned()),
+            Summary::default(),
+        ),
+    };
+    let report = MirrorReport {
+        mirror: mirror.name.clone(),
+        distribution: mirror.distribution.clone(),
+        status,
+        time: crate::time::rfc3339(crate::time::now_ms()),
+        reason,
+        summary,
+    };
+    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    store
+        .put(
+            &format!("{MIRROR_REPORTS}{}.json", mirror.name),
+            body.into(),
+            PutOptions::default(),
+        )
+        .await?;
+    Ok(report)
+}
+
+/// Bundle versions in the pool that the target should link, by (component,
+/// source, version): their package names and architectures (`source` for
+/// the source package's files).
+type Relink = BTreeMap<(String, String, Version), (BTreeSet<String>, BTreeSet<String>)>;
+
+/// What `dist` links as of the last publish: pool directory to file names.
+async fn dist_links(store: &dyn ObjectStore, dist: &str) -> Result<crate::publish::links::Dirs> {
+    let (mut state, _) = crate::publish::state::State::load(store).await?;
+    state.links.load_dist(store, dist).await?;
+    Ok(state.links.get(dist).cloned().unwrap_or_default())
+}
+
+/// Links into the target what `relink` holds, each bundle version by a link
+/// request handled as any request is (`requests/link/<dist>/<folder>.json`,
+/// its report beside the others), and empties it.
+async fn link_present(
+    upstream: &Upstream,
+    target: &Target,
+    ingest: &Ingest,
+    store: &dyn ObjectStore,
+    relink: &mut Relink,
+    summary: &mut Summary,
+) -> Result<()> {
+    for ((component, source, version), (packages, arches)) in std::mem::take(relink) {
+        let request = crate::request::Request {
+            action: crate::request::Action::Link,
+            bundle: Some(source.clone()),
+            version: Some(version.to_string()),
+            component: Some(component.clone()),
+            distribution: Some(target.distribution.clone()),
+            packages: Some(packages.into_iter().collect()),
+            architectures: Some(arches.into_iter().collect()),
+            snapshot: None,
+            keep: None,
+            max_age_days: None,
+            dry_run: false,
+        };
+        let key = format!(
+            "requests/link/{}/{component}/{}.json",
+            target.distribution,
+            upload_id(&upstream.name, &source, &version)
+        );
+        let body = serde_json::to_vec(&request).unwrap_or_default();
+        store.put(&key, body.into(), PutOptions::default()).await?;
+        let outcome = ingest
+            .handle(&ObjectEvent {
+                key: key.clone(),
+                uploader: format!("import:{}", upstream.name),
+            })
+            .await?;
+        if outcome.status == Some(raptr_formats::bundle::Status::Rejected) {
+            summary.refused.push(format!(
+                "{key}: the link of {source} {version}, already in the pool, was rejected: {}",
+                outcome.reason.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The upload folder of one bundle of an import: `<upstream>-<source>_<version>`,

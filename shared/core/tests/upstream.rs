@@ -171,6 +171,7 @@ mod import {
                 self.store.as_ref(),
                 &self.config,
                 None,
+                None,
             )
             .await
             .expect("import")
@@ -299,6 +300,7 @@ mod import {
                 repo.store.as_ref(),
                 &repo.config,
                 None,
+                None,
             )
             .await
             .expect_err(what);
@@ -354,6 +356,7 @@ mod import {
                 &ingest,
                 faulty.as_ref(),
                 &repo.config,
+                None,
                 None,
             )
             .await;
@@ -500,6 +503,7 @@ mod layouts {
                 &ingest,
                 store.as_ref(),
                 &config,
+                None,
                 None,
             )
             .await

@@ -185,6 +185,15 @@ impl Gpg {
     pub fn export_public(&self, who: &str) -> Vec<u8> {
         run(self.gpg("").args(["--export", who]), "gpg --export").stdout
     }
+
+    /// `gpg --armor --export WHO`: a keyring as text (what a secret holds).
+    pub fn export_public_armored(&self, who: &str) -> Vec<u8> {
+        run(
+            self.gpg("").args(["--armor", "--export", who]),
+            "gpg --armor --export",
+        )
+        .stdout
+    }
 }
 
 /// `gpgv --keyring KEYRING FILE [DATA]`, judged as apt judges it: at least

@@ -146,6 +146,20 @@ fn an_upstream_over_http_is_imported_and_apt_installs_it() {
     );
     let t = ok(raptr(&["--repo", m, "mirror", "sync", "vendor"]));
     assert!(t.contains("nothing to do"), "{t}");
+    let synced: serde_json::Value =
+        serde_json::from_str(&ok(raptr(&["--repo", m, "--json", "mirror", "sync"]))).expect("json");
+    assert_eq!(synced["mirrors"][0]["status"], "unchanged", "{synced:#}");
+    // Each sync leaves its report in the repository.
+    let report: serde_json::Value = serde_json::from_slice(
+        &fs::read(mirrored.join("reports/mirrors/vendor.json")).expect("the sync's report"),
+    )
+    .expect("json");
+    assert_eq!(
+        (report["mirror"].as_str(), report["status"].as_str()),
+        (Some("vendor"), Some("unchanged")),
+        "{report:#}"
+    );
+    crate::fixtures::conforms(&[("mirror_sync", &synced), ("mirror_report", &report)]);
     let out = raptr(&["--repo", m, "mirror", "sync", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("declares vendor"), "{}", text(&out));
@@ -234,4 +248,146 @@ fn a_package_from_the_debian_archive_apt_uses_is_imported_with_debians_keyring()
         "hello",
     ]));
     assert!(t.contains("hello"), "{t}");
+}
+
+/// A whole publication built by reprepro (three suites, a package shared
+/// by two of them, one file tampered with after signing), migrated in one
+/// command: what the signatures vouch for comes in with every version, the
+/// tampered file and the suite without a distribution here are named in the
+/// summary, a second run fetches nothing, `--map` brings the third suite in,
+/// and apt installs from each distribution what reprepro served.
+#[test]
+fn a_reprepro_publication_is_migrated_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("gnupg");
+    let gpg = raptr_testkit::gnupg::Gpg::new(&home);
+    let fpr = gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+    let old = tmp.path().join("old");
+    fs::create_dir_all(old.join("conf")).expect("mkdir");
+    let mut dists = String::new();
+    for suite in ["stable", "testing", "legacy"] {
+        dists.push_str(&format!(
+            "Origin: Vendor\nLabel: Vendor\nCodename: {suite}\nArchitectures: amd64\nComponents: main\nSignWith: {fpr}\n\n"
+        ));
+    }
+    fs::write(old.join("conf/distributions"), dists).expect("write");
+    let debs = tmp.path().join("debs");
+    fs::create_dir_all(&debs).expect("mkdir");
+    let include = |suite: &str, name: &str, version: &str| {
+        let file = debs.join(raptr_testkit::deb_name(name, version, "amd64"));
+        fs::write(
+            &file,
+            raptr_testkit::deb(name, version, "amd64", None, version),
+        )
+        .expect("write");
+        let out = Command::new("reprepro")
+            .env("GNUPGHOME", home.join("gnupg"))
+            .arg("-b")
+            .arg(&old)
+            .args(["includedeb", suite])
+            .arg(&file)
+            .output()
+            .expect("reprepro runs (make setup installs it)");
+        assert!(out.status.success(), "reprepro: {}", text(&out));
+    };
+    include("stable", "hello", "1.0-1");
+    include("stable", "tool", "3.1-1");
+    include("testing", "hello", "1.0-2");
+    include("testing", "tool", "3.1-1");
+    include("testing", "extra", "2-1");
+    include("legacy", "hello", "0.9-1");
+    // After signing: extra's bytes are no longer what the index says.
+    let extra = old.join("pool/main/e/extra/extra_2-1_amd64.deb");
+    let mut bytes = fs::read(&extra).expect("read");
+    bytes.push(0);
+    fs::write(&extra, bytes).expect("tamper");
+    let keyring = tmp.path().join("vendor.gpg");
+    fs::write(&keyring, gpg.export_public(UID)).expect("write");
+
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "init"]));
+    let migrate = |extra: &[&str]| {
+        let mut args = vec![
+            "--repo",
+            repo,
+            "migrate",
+            old.to_str().expect("utf-8"),
+            "--keyring",
+            keyring.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        raptr(&args)
+    };
+    let out = migrate(&[]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("skipped legacy: ") && t.contains("--map legacy=DIST"),
+        "{t}"
+    );
+    assert!(
+        t.contains("refused: pool/main/e/extra/extra_2-1_amd64.deb: does not match its index"),
+        "{t}"
+    );
+    assert!(
+        t.contains("stable/main -> stable: 2 package(s)")
+            && t.contains("testing/main -> testing: 3 package(s)"),
+        "{t}"
+    );
+    // tool 3.1-1 is one file in reprepro's pool: fetched once, linked in both.
+    assert!(
+        t.contains("3 file(s) imported, 1 already here, 1 refused"),
+        "{t}"
+    );
+    ok(raptr(&["--repo", repo, "publish"]));
+
+    // A second run fetches nothing new (the tampered file is refused again);
+    // --map brings legacy's version into testing.
+    let out = migrate(&["--map", "legacy=testing"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("stable/main -> stable: unchanged"), "{t}");
+    assert!(t.contains("legacy/main -> testing: 1 package(s)"), "{t}");
+    assert!(t.contains("1 file(s) imported"), "{t}");
+    ok(raptr(&["--repo", repo, "publish"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(raptr(&["--repo", repo, "--json", "list", "testing"])))
+            .expect("json");
+    crate::fixtures::conforms(&[("list", &json)]);
+
+    // apt installs from each distribution what reprepro served there.
+    let sandbox = raptr_testkit::apt::Sandbox::new(&tmp.path().join("apt"));
+    sandbox.sources(&format!(
+        "deb [signed-by={k}] file:{r} stable main\ndeb [signed-by={k}] file:{r} testing main\n",
+        k = repo_dir.join("keys/repo.gpg").display(),
+        r = repo_dir.display()
+    ));
+    let out = sandbox.apt_get(&["update"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sandbox.apt_cache(&["madison", "hello", "tool", "extra"], tmp.path());
+    let madison = text(&out);
+    for (pkg, version, suite) in [
+        ("hello", "1.0-1", "stable"),
+        ("hello", "1.0-2", "testing"),
+        ("hello", "0.9-1", "testing"),
+        ("tool", "3.1-1", "stable"),
+        ("tool", "3.1-1", "testing"),
+    ] {
+        assert!(
+            madison.lines().any(|l| l.contains(pkg)
+                && l.contains(version)
+                && l.contains(&format!("{suite}/main"))),
+            "{pkg} {version} in {suite}: {madison}"
+        );
+    }
+    assert!(!madison.contains("extra"), "the tampered file: {madison}");
+    let dl = tmp.path().join("dl");
+    fs::create_dir_all(&dl).expect("mkdir");
+    let out = sandbox.apt_get(&["download", "hello=1.0-2", "tool"], &dl);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read(dl.join("hello_1.0-2_amd64.deb")).expect("downloaded"),
+        fs::read(old.join("pool/main/h/hello/hello_1.0-2_amd64.deb")).expect("reprepro's"),
+    );
 }
