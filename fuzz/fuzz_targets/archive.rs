@@ -1,7 +1,7 @@
 #![no_main]
 //! Another archive's files as an import reads them: a Release (its SHA256
 //! list, with paths kept inside the archive) and the stanzas of a Packages
-//! or Sources index.
+//! or Sources index, and the dependency relations of its packages.
 
 use libfuzzer_sys::fuzz_target;
 use raptr_formats::archive;
@@ -20,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
         let Ok(p) = p else { break };
         if let Ok(b) = archive::binary_entry(&p) {
             assert!(archive::safe_path(&b.filename));
+            // The relations dependency resolution reads.
+            for group in b.depends.iter().chain(&b.provides) {
+                for a in archive::alternatives(group) {
+                    assert!(!a.name.is_empty());
+                }
+            }
         }
         if let Ok(s) = archive::source_entry(&p) {
             assert!(s.directory.is_empty() || archive::safe_path(&s.directory));

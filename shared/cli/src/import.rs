@@ -49,6 +49,11 @@ pub struct Args {
     /// Only the newest N versions of each package and architecture.
     #[arg(long, value_name = "N")]
     pub newest: Option<usize>,
+    /// Also what the selected packages depend on (Depends, Pre-Depends),
+    /// resolved within the components and architectures read; what nothing
+    /// there satisfies is listed.
+    #[arg(long)]
+    pub with_dependencies: bool,
     /// The distribution to import into.
     #[arg(long, value_name = "DIST")]
     pub to: String,
@@ -144,6 +149,7 @@ pub fn run(repo: &str, args: &Args, json: bool) -> Result<ExitCode, CliError> {
             packages: args.packages.clone(),
             sources: args.sources,
             newest: args.newest,
+            dependencies: args.with_dependencies,
         };
         let target = Target {
             distribution: args.to.clone(),
@@ -300,6 +306,17 @@ fn print(
     for r in &summary.refused {
         println!("refused: {r}");
     }
+    if summary.dependencies > 0 || summary.unresolved_count > 0 {
+        println!(
+            "{name}: {} package(s) added as dependencies; {} dependenc(ies) nothing in the upstream satisfies{}",
+            summary.dependencies,
+            summary.unresolved_count,
+            if summary.unresolved.is_empty() { "" } else { ":" }
+        );
+        for u in &summary.unresolved {
+            println!("  unresolved: {u}");
+        }
+    }
     println!(
         "{name}: {} package(s) selected in {} bundle(s); {} file(s) fetched ({} bytes), {} already in the pool, {} refused; into {} at the next publish",
         summary.selected,
@@ -446,6 +463,7 @@ pub fn migrate(repo: &str, args: &MigrateArgs, json: bool) -> Result<ExitCode, C
                 packages: Vec::new(),
                 sources: true,
                 newest: None,
+                dependencies: false,
             };
             let release = match upstream(base.clone(), Vec::new()).release().await {
                 Ok((r, _)) => r,

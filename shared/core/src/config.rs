@@ -91,6 +91,9 @@ pub struct Mirror {
     /// Only the newest N versions of each package and architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest: Option<u32>,
+    /// Also what the selected packages depend on, resolved in the upstream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dependencies: bool,
     /// Where it is imported.
     pub distribution: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -82,6 +82,9 @@ pub struct Upstream {
     pub sources: bool,
     /// Only the newest N versions of each package and architecture.
     pub newest: Option<usize>,
+    /// Also what the selected packages depend on (`Depends`,
+    /// `Pre-Depends`), resolved within the indices read.
+    pub dependencies: bool,
 }
 
 /// Where the import lands.
@@ -114,7 +117,21 @@ pub struct Summary {
     /// Files left for the next run: the deadline came first. The next run
     /// starts where this one stopped.
     pub remaining: usize,
+    /// Binary packages selected as dependencies of the others.
+    #[serde(default)]
+    pub dependencies: usize,
+    /// Dependencies nothing in the indices read satisfies (`package version:
+    /// relation`), the first [`MAX_UNRESOLVED`]; apt must find them
+    /// elsewhere.
+    #[serde(default)]
+    pub unresolved: Vec<String>,
+    /// How many there are in all.
+    #[serde(default)]
+    pub unresolved_count: usize,
 }
+
+/// How many unresolved dependencies a summary lists.
+pub const MAX_UNRESOLVED: usize = 50;
 
 impl Summary {
     /// Whether everything selected was handled (or nothing needed doing).
@@ -376,6 +393,105 @@ pub async fn suites(store: &dyn ObjectStore) -> Result<Vec<String>> {
     Ok(out.into_iter().collect())
 }
 
+/// Adds to `selected` what its packages depend on, found in `universe`
+/// (the other packages of the indices read), and what those depend on in
+/// turn. A group of alternatives already satisfied by a selected package,
+/// by name or by `Provides`, adds nothing; otherwise the first alternative
+/// something satisfies adds its newest satisfying version. An
+/// `Architecture: all` package's dependencies are resolved for each
+/// architecture taken. Returns the groups nothing satisfies.
+fn resolve(
+    selected: &mut Vec<(String, BinaryEntry)>,
+    universe: Vec<(String, BinaryEntry)>,
+    arches: &[String],
+) -> BTreeSet<String> {
+    use std::collections::HashMap;
+    let first = selected.len();
+    let mut pool = std::mem::take(selected);
+    let mut paths: BTreeSet<String> = pool.iter().map(|(_, e)| e.filename.clone()).collect();
+    pool.extend(
+        universe
+            .into_iter()
+            .filter(|(_, e)| paths.insert(e.filename.clone())),
+    );
+    let mut chosen = vec![false; pool.len()];
+    chosen[..first].fill(true);
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut providers: HashMap<String, Vec<(usize, Option<Version>)>> = HashMap::new();
+    for (i, (_, e)) in pool.iter().enumerate() {
+        by_name.entry(e.package.as_str()).or_default().push(i);
+        for p in &e.provides {
+            for a in archive::alternatives(p) {
+                let version = match a.relation {
+                    Some((archive::Op::Eq, v)) => Some(v),
+                    _ => None,
+                };
+                providers.entry(a.name).or_default().push((i, version));
+            }
+        }
+    }
+    let candidates = |alt: &archive::Alternative, arch: &str| -> Vec<usize> {
+        let fits = |i: usize| pool[i].1.architecture == arch || pool[i].1.architecture == "all";
+        let wanted = |have: Option<&Version>| match (&alt.relation, have) {
+            (None, _) => true,
+            (Some((op, want)), Some(have)) => op.holds(have, want),
+            (Some(_), None) => false,
+        };
+        let real = by_name
+            .get(alt.name.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| fits(i) && wanted(Some(&pool[i].1.version)));
+        let virtual_ = providers
+            .get(&alt.name)
+            .into_iter()
+            .flatten()
+            .filter(|(i, v)| fits(*i) && wanted(v.as_ref()))
+            .map(|(i, _)| *i);
+        real.chain(virtual_).collect()
+    };
+    let mut unresolved = BTreeSet::new();
+    let mut queue: Vec<usize> = (0..first).collect();
+    while let Some(i) = queue.pop() {
+        let e = &pool[i].1;
+        let contexts: Vec<&str> = if e.architecture == "all" {
+            arches.iter().map(String::as_str).collect()
+        } else {
+            vec![e.architecture.as_str()]
+        };
+        for group in &e.depends {
+            let alts = archive::alternatives(group);
+            for arch in &contexts {
+                let found: Vec<Vec<usize>> = alts.iter().map(|a| candidates(a, arch)).collect();
+                if found.iter().flatten().any(|&j| chosen[j]) {
+                    continue;
+                }
+                let pick = found.iter().find_map(|c| {
+                    c.iter()
+                        .copied()
+                        .max_by(|x, y| pool[*x].1.version.cmp(&pool[*y].1.version))
+                });
+                match pick {
+                    Some(j) => {
+                        chosen[j] = true;
+                        queue.push(j);
+                    }
+                    None => {
+                        unresolved.insert(format!("{} {}: {group}", e.package, e.version));
+                    }
+                }
+            }
+        }
+    }
+    *selected = pool
+        .into_iter()
+        .zip(chosen)
+        .filter_map(|(p, c)| c.then_some(p))
+        .collect();
+    unresolved
+}
+
 /// Whether `name` matches one of `patterns` (all when there are none).
 fn picked(patterns: &[String], name: &str) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| crate::inventory::glob(p, name))
@@ -418,14 +534,19 @@ pub async fn run(
     let (release, release_sha) = upstream.release().await?;
     let seen = read_seen(store, &upstream.name).await?.unwrap_or_default();
     let selection = format!(
-        "{:?} {:?} {:?} {} {:?} {} {:?}",
+        "{:?} {:?} {:?} {} {:?} {} {:?}{}",
         upstream.components,
         upstream.architectures,
         upstream.packages,
         upstream.sources,
         upstream.newest,
         target.distribution,
-        target.component
+        target.component,
+        if upstream.dependencies {
+            " dependencies"
+        } else {
+            ""
+        }
     );
     if seen.complete && seen.release_sha256 == release_sha && seen.selection == selection {
         summary.unchanged = true;
@@ -448,6 +569,8 @@ pub async fn run(
     };
     // Binary packages, per upstream component.
     let mut binaries: Vec<(String, BinaryEntry)> = Vec::new();
+    // What dependencies may be resolved to: the rest of the indices read.
+    let mut universe: Vec<(String, BinaryEntry)> = Vec::new();
     for comp in &components {
         for arch in &arches {
             let base = if comp.is_empty() {
@@ -460,10 +583,17 @@ pub async fn run(
             };
             for p in &stanzas {
                 let e = archive::binary_entry(p).map_err(|e| refuse(format!("{base}: {e}")))?;
-                if (e.architecture == *arch || e.architecture == "all")
-                    && picked(&upstream.packages, &e.package)
-                {
+                // A flat archive's one index holds every architecture.
+                let fits = e.architecture == *arch
+                    || e.architecture == "all"
+                    || comp.is_empty() && arches.contains(&e.architecture);
+                if !fits {
+                    continue;
+                }
+                if picked(&upstream.packages, &e.package) {
                     binaries.push((comp.clone(), e));
+                } else if upstream.dependencies {
+                    universe.push((comp.clone(), e));
                 }
             }
             // A flat archive's one index holds every architecture.
@@ -494,6 +624,13 @@ pub async fn run(
         binaries.retain(|(_, e)| {
             keep.contains(&(e.package.clone(), e.architecture.clone(), e.version.clone()))
         });
+    }
+    if upstream.dependencies {
+        let before = binaries.len();
+        let unresolved = resolve(&mut binaries, universe, &arches);
+        summary.dependencies = binaries.len() - before;
+        summary.unresolved_count = unresolved.len();
+        summary.unresolved = unresolved.into_iter().take(MAX_UNRESOLVED).collect();
     }
     let mut wanted: Vec<Wanted> = Vec::new();
     let mut seen_paths = BTreeSet::new();
@@ -797,6 +934,7 @@ impl crate::config::Mirror {
             packages: self.packages.clone(),
             sources: self.sources,
             newest: self.newest.map(|n| n as usize),
+            dependencies: self.dependencies,
         }
     }
 
@@ -1034,5 +1172,115 @@ impl<R: AsyncRead + Unpin> AsyncRead for Hashing<R> {
             buf.put_slice(data);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        package: &str,
+        version: &str,
+        arch: &str,
+        depends: &[&str],
+        provides: &[&str],
+    ) -> (String, BinaryEntry) {
+        let v = Version::parse(version).expect("version");
+        (
+            "main".to_string(),
+            BinaryEntry {
+                package: package.into(),
+                version: v.clone(),
+                architecture: arch.into(),
+                source: package.into(),
+                source_version: v,
+                filename: format!("pool/{package}_{version}_{arch}.deb"),
+                size: 1,
+                sha256: "0".repeat(64),
+                depends: depends.iter().map(|d| d.to_string()).collect(),
+                provides: provides.iter().map(|d| d.to_string()).collect(),
+            },
+        )
+    }
+
+    fn names(selected: &[(String, BinaryEntry)]) -> Vec<String> {
+        let mut out: Vec<String> = selected
+            .iter()
+            .map(|(_, e)| format!("{} {} {}", e.package, e.version, e.architecture))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn dependencies_resolve_within_the_upstream() {
+        let universe = vec![
+            entry("libc6", "2.36-9", "amd64", &["libgcc-s1"], &[]),
+            entry("libc6", "2.37-1", "amd64", &["libgcc-s1"], &[]),
+            entry("libc6", "2.36-9", "arm64", &[], &[]),
+            entry(
+                "libgcc-s1",
+                "12.2-14",
+                "amd64",
+                &["gcc-12-base (= 12.2-14)"],
+                &[],
+            ),
+            entry("gcc-12-base", "12.2-14", "amd64", &[], &[]),
+            entry("gcc-12-base", "12.3-1", "amd64", &[], &[]),
+            entry("exim4", "4.96-15", "amd64", &[], &["mail-transport-agent"]),
+            entry("postfix", "3.7-1", "amd64", &[], &["mail-transport-agent"]),
+            entry("docs", "1-1", "all", &["libc6 (<< 2.37)"], &[]),
+            entry("unused", "1-1", "amd64", &[], &[]),
+        ];
+        let mut selected = vec![
+            entry(
+                "app",
+                "1.0-1",
+                "amd64",
+                &[
+                    "libc6 (>= 2.36)",
+                    "default-mta | mail-transport-agent",
+                    "missing (>= 2)",
+                ],
+                &[],
+            ),
+            entry("tool", "2-1", "arm64", &["postfix | libc6"], &[]),
+        ];
+        let unresolved = resolve(&mut selected, universe, &["amd64".into(), "arm64".into()]);
+        assert_eq!(
+            names(&selected),
+            [
+                "app 1.0-1 amd64",
+                // default-mta is nowhere; the virtual package is provided by
+                // both: one of them comes.
+                "exim4 4.96-15 amd64",
+                // = 12.2-14, not the newest.
+                "gcc-12-base 12.2-14 amd64",
+                // The newest that satisfies >= 2.36.
+                "libc6 2.36-9 arm64",
+                "libc6 2.37-1 amd64",
+                "libgcc-s1 12.2-14 amd64",
+                "tool 2-1 arm64",
+            ]
+        );
+        assert_eq!(
+            unresolved.into_iter().collect::<Vec<_>>(),
+            ["app 1.0-1: missing (>= 2)"]
+        );
+
+        // An `all` package resolves for each architecture; an alternative
+        // already selected satisfies its group.
+        let mut selected = vec![entry("docs", "1-1", "all", &["libc6 (<< 2.37)"], &[])];
+        let universe = vec![
+            entry("libc6", "2.36-9", "amd64", &[], &[]),
+            entry("libc6", "2.37-1", "amd64", &[], &[]),
+            entry("libc6", "2.36-9", "arm64", &[], &[]),
+        ];
+        resolve(&mut selected, universe, &["amd64".into(), "arm64".into()]);
+        assert_eq!(
+            names(&selected),
+            ["docs 1-1 all", "libc6 2.36-9 amd64", "libc6 2.36-9 arm64"]
+        );
     }
 }

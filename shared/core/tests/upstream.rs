@@ -220,6 +220,7 @@ mod import {
             packages: vec!["hel*".into()],
             sources: false,
             newest: Some(1),
+            dependencies: false,
         };
         let repo = Repo::new(tmp.path());
         let s = repo.import(&upstream).await;
@@ -338,6 +339,7 @@ mod import {
             packages: Vec::new(),
             sources: false,
             newest: None,
+            dependencies: false,
         };
         let target = Target {
             distribution: "stable".into(),
@@ -493,6 +495,7 @@ mod layouts {
                 packages: Vec::new(),
                 sources: false,
                 newest: None,
+                dependencies: false,
             };
             let s = import::run(
                 &upstream,

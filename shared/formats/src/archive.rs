@@ -182,8 +182,90 @@ pub struct BinaryEntry {
     pub filename: String,
     pub size: u64,
     pub sha256: String,
-    /// `Depends` and `Pre-Depends`, as written.
+    /// `Depends` and `Pre-Depends`, as written: one entry per group of
+    /// alternatives (see [`alternatives`]).
     pub depends: Vec<String>,
+    /// `Provides`, one entry per virtual package as written (`name` or
+    /// `name (= version)`).
+    pub provides: Vec<String>,
+}
+
+/// A version relation of a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+}
+
+impl Op {
+    /// Whether `have` stands in this relation to `want`.
+    pub fn holds(self, have: &Version, want: &Version) -> bool {
+        let o = have.cmp(want);
+        match self {
+            Op::Lt => o.is_lt(),
+            Op::Le => o.is_le(),
+            Op::Eq => o.is_eq(),
+            Op::Ge => o.is_ge(),
+            Op::Gt => o.is_gt(),
+        }
+    }
+}
+
+/// One alternative of a dependency group: a package name (its `:any` or
+/// `:native` qualifier dropped) and an optional version relation.
+/// Architecture restrictions and build profiles are ignored (binary
+/// packages' relations carry none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    pub name: String,
+    pub relation: Option<(Op, Version)>,
+}
+
+/// The alternatives of one dependency group (`a (>= 1) | b`), or of one
+/// `Provides` entry; an alternative that does not parse is left out.
+pub fn alternatives(group: &str) -> Vec<Alternative> {
+    group.split('|').filter_map(alternative).collect()
+}
+
+fn alternative(text: &str) -> Option<Alternative> {
+    // `name[:qual] [(op version)] [arch ...] <profile ...>`: the name, then
+    // a relation if one follows; what comes after it is ignored.
+    let text = text.trim();
+    let end = text
+        .find(|c: char| c.is_whitespace() || matches!(c, '(' | '[' | '<'))
+        .unwrap_or(text.len());
+    let name = &text[..end];
+    let after = text[end..].trim_start();
+    let rest = after.strip_prefix('(');
+    let name = name.split_once(':').map_or(name, |(n, _)| n);
+    if !crate::policy::valid_package_name(name) {
+        return None;
+    }
+    let relation = match rest {
+        None => None,
+        Some(r) => {
+            let r = r.split_once(')')?.0.trim();
+            let (op, v) = [
+                ("<<", Op::Lt),
+                ("<=", Op::Le),
+                (">=", Op::Ge),
+                (">>", Op::Gt),
+                ("=", Op::Eq),
+                ("<", Op::Le),
+                (">", Op::Ge),
+            ]
+            .iter()
+            .find_map(|(t, op)| r.strip_prefix(t).map(|v| (*op, v)))?;
+            Some((op, Version::parse(v.trim()).ok()?))
+        }
+    };
+    Some(Alternative {
+        name: name.to_string(),
+        relation,
+    })
 }
 
 /// A source package an index lists: its files under `directory`.
@@ -253,6 +335,15 @@ pub fn binary_entry(p: &Paragraph) -> Result<BinaryEntry, String> {
         .map(|d| d.trim().to_string())
         .filter(|d| !d.is_empty())
         .collect();
+    let provides = p
+        .get("Provides")
+        .map(|v| {
+            v.split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(BinaryEntry {
         package,
         version,
@@ -263,6 +354,7 @@ pub fn binary_entry(p: &Paragraph) -> Result<BinaryEntry, String> {
         size,
         sha256,
         depends,
+        provides,
     })
 }
 
@@ -317,6 +409,40 @@ pub fn source_entry(p: &Paragraph) -> Result<SourceEntry, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dependency_alternatives_parse_as_apt_reads_them() {
+        let v = |t: &str| Version::parse(t).expect("version");
+        let alts =
+            alternatives("libc6 (>= 2.34) | libc6.1:any (<< 3~) [amd64] <!nocheck>| x11-common");
+        assert_eq!(
+            alts,
+            [
+                Alternative {
+                    name: "libc6".into(),
+                    relation: Some((Op::Ge, v("2.34")))
+                },
+                Alternative {
+                    name: "libc6.1".into(),
+                    relation: Some((Op::Lt, v("3~")))
+                },
+                Alternative {
+                    name: "x11-common".into(),
+                    relation: None
+                },
+            ]
+        );
+        // Old spellings, and what does not parse is left out.
+        assert_eq!(alternatives("ab (< 1)")[0].relation, Some((Op::Le, v("1"))));
+        assert_eq!(
+            alternatives("ab (=1:2.0-1)")[0].relation,
+            Some((Op::Eq, v("1:2.0-1")))
+        );
+        assert!(alternatives("NOT A NAME | (>= 1) | b (>= )").is_empty());
+        assert!(Op::Lt.holds(&v("1.0~rc1"), &v("1.0")));
+        assert!(!Op::Gt.holds(&v("1.0"), &v("1.0")));
+    }
+
     use super::*;
 
     const SHA: &str = "a3f5e6b2c1d0a3f5e6b2c1d0a3f5e6b2c1d0a3f5e6b2c1d0a3f5e6b2c1d0a3f5";

@@ -248,6 +248,52 @@ fn a_package_from_the_debian_archive_apt_uses_is_imported_with_debians_keyring()
         "hello",
     ]));
     assert!(t.contains("hello"), "{t}");
+
+    // With its dependencies, resolved in the archive: apt, reading only
+    // this repository, can then install it on a machine with nothing.
+    let out = raptr(&[
+        "--repo",
+        repo,
+        "import",
+        &url,
+        "--suite",
+        &suite,
+        "--components",
+        "main",
+        "--architectures",
+        "amd64",
+        "--packages",
+        "hello",
+        "--newest",
+        "1",
+        "--with-dependencies",
+        "--keyring",
+        keyring.to_str().expect("utf-8"),
+        "--to",
+        "testing",
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{url} {suite}: {t}");
+    assert!(t.contains("added as dependencies; 0 dependenc"), "{t}");
+    ok(raptr(&["--repo", repo, "publish"]));
+    let t = ok(raptr(&["--repo", repo, "list", "testing"]));
+    assert!(t.contains("glibc"), "libc6 came with hello: {t}");
+    let sandbox = raptr_testkit::apt::Sandbox::new(&tmp.path().join("apt"));
+    sandbox.sources(&format!(
+        "deb [signed-by={}] file:{} testing main\n",
+        repo_dir.join("keys/repo.gpg").display(),
+        repo_dir.display()
+    ));
+    let out = sandbox.apt_get(&["update"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = sandbox.apt_get(&["install", "--simulate", "hello"], tmp.path());
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apt finds every dependency: {t}"
+    );
+    assert!(t.contains("Inst hello") && t.contains("Inst libc6"), "{t}");
 }
 
 /// A whole publication built by reprepro (three suites, a package shared
