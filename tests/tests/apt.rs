@@ -1381,7 +1381,8 @@ async fn snapshots_retention_and_rollback_on_every_replica() {
 
 /// A mirror declared in the configuration, its upstream an `s3://` bucket
 /// built by `apt-ftparchive` and signed by GnuPG: the scheduled event syncs
-/// it across invocations (a zero budget: one file each), reports each sync,
+/// it across invocations (a zero budget: one round of eight bundles each),
+/// reports each sync,
 /// and every replica then serves apt what the upstream signed; a sync after
 /// that fetches nothing, and one after the upstream adds a version fetches
 /// that version only.
@@ -1396,7 +1397,7 @@ async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
             "url": format!("s3://{upstream_bucket}"),
             "suite": "stable",
             "keyring": {"secret": keyring_secret},
-            "packages": ["hello", "tool"],
+            "packages": ["hello", "tool", "lib*"],
             "distribution": "testing"
         }))
         .unwrap()];
@@ -1411,8 +1412,18 @@ async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
         detached: false,
         xz: true,
     };
-    let debs = [("hello", "1.0-1"), ("tool", "3.1-1"), ("other", "9-1")];
+    // Ten packages the mirror takes (more than one round of bundles), one
+    // it leaves.
+    let libs: Vec<String> = (1..=8).map(|i| format!("lib{i}x")).collect();
+    let mut debs = vec![("hello", "1.0-1"), ("tool", "3.1-1"), ("other", "9-1")];
+    debs.extend(libs.iter().map(|l| (l.as_str(), "1-1")));
     raptr_testkit::upstream::suite(&up, &gpg, uid, &debs, style);
+    let mut expected: Vec<String> = libs.iter().map(|l| format!("{l} 1-1 amd64")).collect();
+    expected.extend([
+        "hello 1.0-1 amd64".to_string(),
+        "tool 3.1-1 amd64".to_string(),
+    ]);
+    expected.sort();
     aws_sdk_secretsmanager::Client::new(&s.conf)
         .create_secret()
         .name(keyring_secret)
@@ -1455,7 +1466,7 @@ async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
         }
         assert_eq!(m["status"], "partial", "{answer:#}");
     }
-    // Two files, one per invocation: the first stops short.
+    // Ten bundles, eight per invocation: the first stops short.
     assert_eq!(statuses, ["partial", "complete"]);
     let report = s.report(&format!("s3://{}/reports/mirrors/vendor.json", s.bucket));
     assert_eq!(
@@ -1464,7 +1475,7 @@ async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
         "{report:#}"
     );
     for seen in s.apt_on_every_replica("testing", "mirrored").await {
-        assert_eq!(seen, ["hello 1.0-1 amd64", "tool 3.1-1 amd64"]);
+        assert_eq!(seen, expected);
     }
     // apt installs what the upstream signed, byte for byte.
     let (apt, work) = s.apt("mirror", &s.replicas[1].1, "testing");
@@ -1490,13 +1501,12 @@ async fn a_mirror_synced_by_the_schedule_reaches_apt_on_every_replica() {
         (Some("complete"), Some(1)),
         "{answer:#}"
     );
+    expected.push("hello 1.0-2 amd64".to_string());
+    expected.sort();
     for seen in s
         .apt_on_every_replica("testing", "new upstream version")
         .await
     {
-        assert_eq!(
-            seen,
-            ["hello 1.0-1 amd64", "hello 1.0-2 amd64", "tool 3.1-1 amd64"]
-        );
+        assert_eq!(seen, expected);
     }
 }

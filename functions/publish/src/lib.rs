@@ -195,7 +195,8 @@ fn seconds_from_env(name: &str) -> Result<Option<Duration>, String> {
 pub const MIRROR_BUDGET: Duration = Duration::from_secs(300);
 
 /// The mirror budget `RAPTR_MIRROR_BUDGET_SECONDS` sets, if it is set (0
-/// handles one file of one mirror per invocation, as a test wants).
+/// handles one round of up to eight bundles of one mirror per invocation,
+/// as a test wants).
 pub fn mirror_budget_from_env() -> Result<Option<Duration>, String> {
     seconds_from_env("RAPTR_MIRROR_BUDGET_SECONDS")
 }
@@ -319,7 +320,7 @@ impl Handler {
     }
 
     /// Syncs the configured mirrors, the one a sync left unfinished first,
-    /// until the budget is spent (always at least one file): each sync's
+    /// until the budget is spent (always at least one round of bundles): each sync's
     /// report goes to `reports/mirrors/<name>.json`. A mirror that fails or
     /// is refused holds back neither the others nor the publish.
     async fn sync_mirrors(&self, config: &Config) -> Result<Vec<Value>, HandlerError> {

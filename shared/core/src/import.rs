@@ -302,12 +302,10 @@ impl Upstream {
         Ok((release, raptr_formats::hash::hex(&Sha256::digest(&raw))))
     }
 
-    /// An index's paragraphs, its bytes checked against the Release first.
-    async fn index(
-        &self,
-        release: &Release,
-        base: &str,
-    ) -> Result<Option<Vec<raptr_formats::control::Paragraph>>> {
+    /// An index's paragraphs, its bytes checked against the Release first:
+    /// the compressed bytes are held (at most [`MAX_INDEX`]), the text is
+    /// decompressed and parsed as the caller takes each paragraph.
+    async fn index(&self, release: &Release, base: &str) -> Result<Option<Stanzas>> {
         let Some((path, listed, compression)) = release.index(base) else {
             return Ok(None);
         };
@@ -357,7 +355,7 @@ impl Upstream {
                 listed.sha256
             )));
         }
-        let reader: Box<dyn Read> = match compression {
+        let reader: Box<dyn Read + Send> = match compression {
             Compression::None => Box::new(std::io::Cursor::new(body)),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
                 body,
@@ -367,11 +365,7 @@ impl Upstream {
             )),
         };
         let capped = std::io::BufReader::new(reader.take(MAX_INDEX_TEXT));
-        let mut out = Vec::new();
-        for p in Paragraphs::new(capped, Mode::Lenient) {
-            out.push(p.map_err(|e| refuse(format!("{path}: {e}")))?);
-        }
-        Ok(Some(out))
+        Ok(Some(Paragraphs::new(capped, Mode::Lenient)))
     }
 }
 
@@ -492,6 +486,9 @@ fn resolve(
     unresolved
 }
 
+/// The paragraphs of an index, parsed as they are read.
+type Stanzas = Paragraphs<std::io::BufReader<std::io::Take<Box<dyn Read + Send>>>>;
+
 /// Whether `name` matches one of `patterns` (all when there are none).
 fn picked(patterns: &[String], name: &str) -> bool {
     patterns.is_empty() || patterns.iter().any(|p| crate::inventory::glob(p, name))
@@ -502,9 +499,11 @@ fn picked(patterns: &[String], name: &str) -> bool {
 const CHECKPOINT_EVERY: usize = 200;
 
 /// Imports from `upstream` into `target`, through `ingest` (whose store is
-/// the repository's). `progress` hears how far long work is. Past
-/// `deadline` (checked between files, after at least one) the run records
-/// where it stopped and returns with [`Summary::remaining`] set.
+/// the repository's). `progress` hears how far long work is. Files are
+/// handled a round of up to [`CONCURRENCY`] bundles at once (each bundle's
+/// files in order). Past `deadline` (checked between rounds, after at
+/// least one) the run records where it stopped and returns with
+/// [`Summary::remaining`] set.
 pub async fn run(
     upstream: &Upstream,
     target: &Target,
@@ -581,8 +580,9 @@ pub async fn run(
             let Some(stanzas) = upstream.index(&release, &base).await? else {
                 continue;
             };
-            for p in &stanzas {
-                let e = archive::binary_entry(p).map_err(|e| refuse(format!("{base}: {e}")))?;
+            for p in stanzas {
+                let p = p.map_err(|e| refuse(format!("{base}: {e}")))?;
+                let e = archive::binary_entry(&p).map_err(|e| refuse(format!("{base}: {e}")))?;
                 // A flat archive's one index holds every architecture.
                 let fits = e.architecture == *arch
                     || e.architecture == "all"
@@ -669,9 +669,10 @@ pub async fn run(
             let Some(stanzas) = upstream.index(&release, &base).await? else {
                 continue;
             };
-            for p in &stanzas {
+            for p in stanzas {
+                let p = p.map_err(|e| refuse(format!("{base}: {e}")))?;
                 let s: SourceEntry =
-                    archive::source_entry(p).map_err(|e| refuse(format!("{base}: {e}")))?;
+                    archive::source_entry(&p).map_err(|e| refuse(format!("{base}: {e}")))?;
                 let by_name =
                     !upstream.packages.is_empty() && picked(&upstream.packages, &s.package);
                 // With no name filter and no newest-N, every source package
@@ -737,22 +738,11 @@ pub async fn run(
         refused: refused.to_vec(),
         updated_ms: crate::time::now_ms(),
     };
-    // What the target distribution links (read once, when a file is found
-    // in the pool already), and the files found so that it does not.
-    let mut links: Option<crate::publish::links::Dirs> = None;
-    let mut relink: Relink = BTreeMap::new();
-    for (i, w) in wanted.iter().enumerate().skip(skip) {
-        if i > skip && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            summary.remaining = total - i;
-            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
-            write_seen(store, &upstream.name, &checkpoint(i, &summary.refused)).await?;
-            return Ok(summary);
-        }
-        if i > skip && (i - skip) % CHECKPOINT_EVERY == 0 {
-            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
-            write_seen(store, &upstream.name, &checkpoint(i, &summary.refused)).await?;
-        }
-        let component = match &target.component {
+    // The component each file lands in (an upstream component the target
+    // lacks, with no --component, refuses the whole run here).
+    let mut components_of = Vec::with_capacity(total);
+    for w in &wanted {
+        components_of.push(match &target.component {
             Some(c) => c.clone(),
             None if dist.components.contains(&w.component) => w.component.clone(),
             None => match &dist.components[..] {
@@ -766,103 +756,78 @@ pub async fn run(
                     )))
                 }
             },
-        };
-        let dir = pool_dir(&component, &w.source, &w.version);
-        if let Some((m, _)) = crate::manifest::load(store, &dir).await? {
-            if let Some(f) = m.files.get(&w.name) {
-                if f.digests.sha256 == w.sha256 {
-                    summary.present += 1;
-                    // In the pool already (another distribution's, an
-                    // earlier import's): linked here unless it is.
-                    if links.is_none() {
-                        links = Some(dist_links(store, &target.distribution).await?);
-                    }
-                    if !links
-                        .as_ref()
-                        .and_then(|l| l.get(&dir))
-                        .is_some_and(|files| files.contains(&w.name))
-                    {
-                        let (packages, arches) = relink
-                            .entry((component.clone(), w.source.clone(), w.version.clone()))
-                            .or_default();
-                        let is_source = matches!(
-                            f.kind,
-                            raptr_formats::bundle::Kind::Dsc | raptr_formats::bundle::Kind::Source
-                        );
-                        packages.insert(if is_source {
-                            "source".to_string()
-                        } else {
-                            f.package.clone().unwrap_or_default()
-                        });
-                        arches.insert(if is_source {
-                            "source".to_string()
-                        } else {
-                            f.architecture.clone().unwrap_or_default()
-                        });
-                    }
-                    continue;
+        });
+    }
+    let run = FileRun {
+        upstream,
+        target,
+        ingest,
+        store,
+        links: tokio::sync::OnceCell::new(),
+    };
+    let mut relink: Relink = BTreeMap::new();
+    let mut start = skip;
+    let mut since_checkpoint = 0;
+    while start < total {
+        if start > skip && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            summary.remaining = total - start;
+            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
+            write_seen(store, &upstream.name, &checkpoint(start, &summary.refused)).await?;
+            return Ok(summary);
+        }
+        // Up to CONCURRENCY bundles at once, each one's files in order.
+        let mut groups = Vec::new();
+        let mut end = start;
+        while end < total && groups.len() < CONCURRENCY {
+            let key = (&wanted[end].source, &wanted[end].version);
+            let from = end;
+            while end < total && (&wanted[end].source, &wanted[end].version) == key {
+                end += 1;
+            }
+            groups.push(from..end);
+        }
+        let results = futures_util::future::join_all(groups.into_iter().map(|r| {
+            let run = &run;
+            let wanted = &wanted;
+            let components_of = &components_of;
+            async move {
+                let mut out = Vec::new();
+                for i in r {
+                    out.push(run.file(&wanted[i], &components_of[i]).await?);
                 }
-                summary.refused.push(format!(
-                    "{}: {dir}/{} is in the pool with other bytes; a version never changes",
-                    w.path, w.name
-                ));
-                continue;
+                Ok::<_, ImportError>(out)
             }
-        }
-        let folder = format!(
-            "{IMPORTS}{}/{component}/{}",
-            target.distribution,
-            upload_id(&upstream.name, &w.source, &w.version)
-        );
-        let key = format!("{folder}/{}", w.name);
-        let (body, _) = match upstream.store.get_stream(&w.path).await {
-            Ok(got) => got,
-            Err(StoreError::NotFound { .. }) => {
-                summary
-                    .refused
-                    .push(format!("{}: listed by the index but not there", w.path));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (hashing, check) = Hashing::new(body, w.size);
-        store
-            .put_stream(&key, Box::pin(hashing), PutOptions::default())
-            .await?;
-        let (size, sha) = check.result();
-        if size != w.size || sha != w.sha256 {
-            let _ = store.delete(&key).await;
-            summary.refused.push(format!(
-                "{}: does not match its index ({size} bytes, SHA-256 {sha}; the index says {} bytes, {}); not stored",
-                w.path, w.size, w.sha256
-            ));
-            continue;
-        }
-        summary.fetched += 1;
-        summary.bytes += size;
-        let outcome = ingest
-            .handle(&ObjectEvent {
-                key: key.clone(),
-                uploader: format!("import:{}", upstream.name),
-            })
-            .await?;
-        if outcome.status == Some(raptr_formats::bundle::Status::Rejected) {
-            summary.refused.push(format!(
-                "{}: rejected: {}",
-                w.path,
-                outcome.reason.clone().unwrap_or_default()
-            ));
-        }
-        for s in &outcome.settled {
-            if s.status == raptr_formats::bundle::Status::Rejected && s.key != key {
-                summary
-                    .refused
-                    .push(format!("{}: rejected (see reports/{}.json)", s.key, s.key));
+        }))
+        .await;
+        for r in results {
+            for outcome in r? {
+                match outcome {
+                    FileOutcome::Present(None) => summary.present += 1,
+                    FileOutcome::Present(Some((bundle, package, arch))) => {
+                        summary.present += 1;
+                        let (packages, arches) = relink.entry(bundle).or_default();
+                        packages.insert(package);
+                        arches.insert(arch);
+                    }
+                    FileOutcome::Fetched { size, refused } => {
+                        summary.fetched += 1;
+                        summary.bytes += size;
+                        summary.refused.extend(refused);
+                    }
+                    FileOutcome::Refused(why) => summary.refused.push(why),
+                }
             }
         }
         progress::tick(progress, || {
-            format!("{}: {} of {total} files handled", upstream.name, i + 1)
+            format!("{}: {end} of {total} files handled", upstream.name)
         });
+        since_checkpoint += end - start;
+        start = end;
+        if since_checkpoint >= CHECKPOINT_EVERY && start < total {
+            since_checkpoint = 0;
+            link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
+            write_seen(store, &upstream.name, &checkpoint(start, &summary.refused)).await?;
+        }
     }
     link_present(upstream, target, ingest, store, &mut relink, &mut summary).await?;
     // A run with refusals is not complete: the next one looks at every file
@@ -1026,6 +991,124 @@ pub async fn sync_mirror(
         )
         .await?;
     Ok(report)
+}
+
+/// How many bundles an import handles at once: each file is a few reads
+/// and writes that wait on the store, not on the processor.
+const CONCURRENCY: usize = 8;
+
+/// What became of one file of an import.
+enum FileOutcome {
+    /// The pool has it with the same bytes; if the target does not link
+    /// it, what to link: (component, source, version), package and
+    /// architecture (`source` for a source package's files).
+    Present(Option<((String, String, Version), String, String)>),
+    /// Fetched, checked and handed to ingest; what ingest refused of it or
+    /// of its folder.
+    Fetched {
+        size: u64,
+        refused: Vec<String>,
+    },
+    Refused(String),
+}
+
+/// What every file of one run shares.
+struct FileRun<'a> {
+    upstream: &'a Upstream,
+    target: &'a Target,
+    ingest: &'a Ingest,
+    store: &'a dyn ObjectStore,
+    /// What the target links, read when a file is first found in the pool.
+    links: tokio::sync::OnceCell<crate::publish::links::Dirs>,
+}
+
+impl FileRun<'_> {
+    async fn file(&self, w: &Wanted, component: &str) -> Result<FileOutcome> {
+        let (upstream, target, store) = (self.upstream, self.target, self.store);
+        let dir = pool_dir(component, &w.source, &w.version);
+        if let Some((m, _)) = crate::manifest::load(store, &dir).await? {
+            if let Some(f) = m.files.get(&w.name) {
+                if f.digests.sha256 != w.sha256 {
+                    return Ok(FileOutcome::Refused(format!(
+                        "{}: {dir}/{} is in the pool with other bytes; a version never changes",
+                        w.path, w.name
+                    )));
+                }
+                // In the pool already (another distribution's, an earlier
+                // import's): linked here unless it is.
+                let links = self
+                    .links
+                    .get_or_try_init(|| dist_links(store, &target.distribution))
+                    .await?;
+                if links.get(&dir).is_some_and(|files| files.contains(&w.name)) {
+                    return Ok(FileOutcome::Present(None));
+                }
+                let is_source = matches!(
+                    f.kind,
+                    raptr_formats::bundle::Kind::Dsc | raptr_formats::bundle::Kind::Source
+                );
+                let (package, arch) = if is_source {
+                    ("source".to_string(), "source".to_string())
+                } else {
+                    (
+                        f.package.clone().unwrap_or_default(),
+                        f.architecture.clone().unwrap_or_default(),
+                    )
+                };
+                let bundle = (component.to_string(), w.source.clone(), w.version.clone());
+                return Ok(FileOutcome::Present(Some((bundle, package, arch))));
+            }
+        }
+        let folder = format!(
+            "{IMPORTS}{}/{component}/{}",
+            target.distribution,
+            upload_id(&upstream.name, &w.source, &w.version)
+        );
+        let key = format!("{folder}/{}", w.name);
+        let (body, _) = match upstream.store.get_stream(&w.path).await {
+            Ok(got) => got,
+            Err(StoreError::NotFound { .. }) => {
+                return Ok(FileOutcome::Refused(format!(
+                    "{}: listed by the index but not there",
+                    w.path
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (hashing, check) = Hashing::new(body, w.size);
+        store
+            .put_stream(&key, Box::pin(hashing), PutOptions::default())
+            .await?;
+        let (size, sha) = check.result();
+        if size != w.size || sha != w.sha256 {
+            let _ = store.delete(&key).await;
+            return Ok(FileOutcome::Refused(format!(
+                "{}: does not match its index ({size} bytes, SHA-256 {sha}; the index says {} bytes, {}); not stored",
+                w.path, w.size, w.sha256
+            )));
+        }
+        let outcome = self
+            .ingest
+            .handle(&ObjectEvent {
+                key: key.clone(),
+                uploader: format!("import:{}", upstream.name),
+            })
+            .await?;
+        let mut refused = Vec::new();
+        if outcome.status == Some(raptr_formats::bundle::Status::Rejected) {
+            refused.push(format!(
+                "{}: rejected: {}",
+                w.path,
+                outcome.reason.clone().unwrap_or_default()
+            ));
+        }
+        for s in &outcome.settled {
+            if s.status == raptr_formats::bundle::Status::Rejected && s.key != key {
+                refused.push(format!("{}: rejected (see reports/{}.json)", s.key, s.key));
+            }
+        }
+        Ok(FileOutcome::Fetched { size, refused })
+    }
 }
 
 /// Bundle versions in the pool that the target should link, by (component,
