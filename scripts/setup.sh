@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(dpkg-dev apt-utils xz-utils zstd gzip gpgv gnupg sqv reprepro)
+need=(dpkg-dev apt-utils xz-utils zstd gzip gpgv gnupg sqv reprepro aptly)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

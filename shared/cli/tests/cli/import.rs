@@ -437,3 +437,133 @@ fn a_reprepro_publication_is_migrated_whole() {
         fs::read(old.join("pool/main/h/hello/hello_1.0-2_amd64.deb")).expect("reprepro's"),
     );
 }
+
+/// A publication made by aptly (two published repositories, one holding
+/// two versions of a package), migrated whole: every version comes, and
+/// apt installs each from the distribution aptly published it in.
+#[test]
+fn an_aptly_publication_is_migrated_with_every_version() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("gnupg");
+    let gpg = raptr_testkit::gnupg::Gpg::new(&home);
+    let fpr = gpg.generate(UID, "ed25519", "cert,sign", "never", "", &[]);
+    let root = tmp.path().join("aptly");
+    let conf = tmp.path().join("aptly.conf");
+    fs::write(
+        &conf,
+        serde_json::json!({"rootDir": root, "gpgProvider": "gpg", "architectures": ["amd64"]})
+            .to_string(),
+    )
+    .expect("write");
+    let aptly = |args: &[&str]| {
+        let out = Command::new("aptly")
+            .env("GNUPGHOME", home.join("gnupg"))
+            .arg(format!("-config={}", conf.display()))
+            .args(args)
+            .output()
+            .expect("aptly runs (make setup installs it)");
+        assert!(out.status.success(), "aptly {args:?}: {}", text(&out));
+    };
+    let debs = tmp.path().join("debs");
+    fs::create_dir_all(&debs).expect("mkdir");
+    let deb = |name: &str, version: &str| {
+        let file = debs.join(raptr_testkit::deb_name(name, version, "amd64"));
+        fs::write(
+            &file,
+            raptr_testkit::deb(name, version, "amd64", None, version),
+        )
+        .expect("write");
+        file.to_str().expect("utf-8").to_string()
+    };
+    for (repo, dist, files) in [
+        (
+            "rel",
+            "stable",
+            vec![deb("hello", "1.0-1"), deb("hello", "1.0-2")],
+        ),
+        (
+            "dev",
+            "testing",
+            vec![deb("hello", "1.1-1"), deb("tool", "3.1-1")],
+        ),
+    ] {
+        aptly(&[
+            "repo",
+            "create",
+            "-distribution",
+            dist,
+            "-component",
+            "main",
+            repo,
+        ]);
+        let mut add = vec!["repo", "add", repo];
+        add.extend(files.iter().map(String::as_str));
+        aptly(&add);
+        aptly(&["publish", "repo", "-batch", "-gpg-key", &fpr, repo]);
+    }
+    let keyring = tmp.path().join("aptly-key.gpg");
+    fs::write(&keyring, gpg.export_public(UID)).expect("write");
+
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.to_str().expect("utf-8");
+    ok(raptr(&["--repo", repo, "init"]));
+    let public = root.join("public");
+    let url = format!("file:{}", public.display());
+    let t = ok(raptr(&[
+        "--repo",
+        repo,
+        "migrate",
+        &url,
+        "--keyring",
+        keyring.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        t.contains("stable/main -> stable: 2 package(s)")
+            && t.contains("testing/main -> testing: 2 package(s)")
+            && t.contains("4 file(s) imported, 0 already here, 0 refused, 0 part(s) skipped"),
+        "{t}"
+    );
+    ok(raptr(&["--repo", repo, "publish"]));
+    let t = ok(raptr(&[
+        "--repo",
+        repo,
+        "migrate",
+        &url,
+        "--keyring",
+        keyring.to_str().expect("utf-8"),
+    ]));
+    assert!(
+        t.contains("0 file(s) imported"),
+        "a second run fetches nothing: {t}"
+    );
+
+    let sandbox = raptr_testkit::apt::Sandbox::new(&tmp.path().join("apt"));
+    sandbox.sources(&format!(
+        "deb [signed-by={k}] file:{r} stable main\ndeb [signed-by={k}] file:{r} testing main\n",
+        k = repo_dir.join("keys/repo.gpg").display(),
+        r = repo_dir.display()
+    ));
+    let out = sandbox.apt_get(&["update"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let madison = text(&sandbox.apt_cache(&["madison", "hello"], tmp.path()));
+    for (version, suite) in [
+        ("1.0-1", "stable"),
+        ("1.0-2", "stable"),
+        ("1.1-1", "testing"),
+    ] {
+        assert!(
+            madison
+                .lines()
+                .any(|l| l.contains(version) && l.contains(&format!("{suite}/main"))),
+            "hello {version} in {suite}: {madison}"
+        );
+    }
+    let dl = tmp.path().join("dl");
+    fs::create_dir_all(&dl).expect("mkdir");
+    let out = sandbox.apt_get(&["download", "hello=1.0-1"], &dl);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read(dl.join("hello_1.0-1_amd64.deb")).expect("downloaded"),
+        fs::read(public.join("pool/main/h/hello/hello_1.0-1_amd64.deb")).expect("aptly's"),
+    );
+}
