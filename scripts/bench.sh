@@ -27,6 +27,11 @@
 #     bytes it adds (next to the size of one set of index files), a restore
 #     (dry run, then its publish), a link under a keep-1 policy, and a
 #     whole-distribution retention dry run.
+#  8. Import: BENCH_IMPORT (10,000) packages from a local upstream (section
+#     2's debs, indexed by apt-ftparchive, signed by GnuPG, served over
+#     HTTP on 127.0.0.1): the first import and a no-op re-sync, with the
+#     HTTP requests each made; next to `aptly mirror update` (installed from
+#     Debian's packages) on the same upstream, first and again.
 # Peak memory (max RSS) is printed for each timed run. BENCH_SECTIONS="4 5"
 # runs only those sections.
 set -euo pipefail
@@ -39,7 +44,7 @@ cargo build --release --locked -q -p raptr
 cargo build --release --locked -q -p raptr-formats --example digest --example gen_debs
 bin=target/release
 # BENCH_SECTIONS picks sections by number (default: all).
-want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5 6 7} " == *" $1 "* ]]; }
+want() { [[ " ${BENCH_SECTIONS:-1 2 3 4 5 6 7 8} " == *" $1 "* ]]; }
 timed() { # label command...
   local label=$1; shift
   # Whatever the set-up left unwritten goes to disk first, so that no run
@@ -241,4 +246,76 @@ PY
 "$bin/raptr" --repo "$d/repo" upload stable/main "$d/next-2.deb" >/dev/null
 timed "raptr publish, a link under keep-1" "$bin/raptr" --repo "$d/repo" publish
 timed "raptr retention --dry-run, all $n" "$bin/raptr" --repo "$d/repo" retention stable --keep 1 --dry-run
+fi
+
+if want 8; then
+n=${BENCH_IMPORT:-10000}
+echo "== import of $n packages from a local upstream over HTTP; aptly mirror update on the same"
+if ! command -v aptly >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -qq --no-install-recommends aptly >/dev/null
+fi
+up=$PWD/$bench/upstream-$n
+if [ ! -f "$up/.done" ]; then
+  rm -rf "$up"
+  mkdir -p "$up/dists/stable/main/binary-amd64"
+  "$bin/examples/gen_debs" "$up" "$n" >/dev/null
+  export GNUPGHOME=$up/.gnupg
+  mkdir -p -m 700 "$GNUPGHOME"
+  gpg --batch --quiet --passphrase '' --quick-gen-key "raptr bench upstream <bench@raptr.invalid>" ed25519 cert,sign never
+  gpg --batch --quiet --export >"$up/.keyring.gpg"
+  (cd "$up" && apt-ftparchive packages pool >dists/stable/main/binary-amd64/Packages)
+  gzip -kf "$up/dists/stable/main/binary-amd64/Packages"
+  (cd "$up/dists/stable" && apt-ftparchive -o APT::FTPArchive::Release::Suite=stable \
+    -o APT::FTPArchive::Release::Codename=stable \
+    -o APT::FTPArchive::Release::Architectures=amd64 \
+    -o APT::FTPArchive::Release::Components=main release . >Release)
+  gpg --batch --quiet --yes --clearsign -o "$up/dists/stable/InRelease" "$up/dists/stable/Release"
+  gpg --batch --quiet --yes --armor --detach-sign -o "$up/dists/stable/Release.gpg" "$up/dists/stable/Release"
+  unset GNUPGHOME
+  touch "$up/.done"
+fi
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$PWD/$bench/http.log
+# The server stops by itself after an hour, and when this script ends.
+timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$up" "$port" 2>"$log" >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
+  sleep 0.1
+done
+url=http://127.0.0.1:$port/
+requests() { # label: the HTTP requests since the last call
+  local now; now=$(grep -c '"GET \|"HEAD ' "$log" || true)
+  printf '  %-38s %7d HTTP requests\n' "$1" $((now - ${seen:-0}))
+  seen=$now
+}
+requests "(server start)" >/dev/null
+d=$PWD/$bench/import-$n
+rm -rf "$d"
+"$bin/raptr" --repo "$d/repo" init >/dev/null 2>&1
+imp=("$bin/raptr" --repo "$d/repo" import "$url" --suite stable --keyring "$up/.keyring.gpg" --to stable)
+timed "raptr import, $n packages" "${imp[@]}"
+requests "  raptr import"
+tail -1 "$bench/out" | sed 's/^/    /'
+timed "raptr import again (no-op)" "${imp[@]}"
+requests "  raptr import again"
+timed "raptr publish of the import" "$bin/raptr" --repo "$d/repo" publish
+a=$PWD/$bench/aptly-$n
+rm -rf "$a"
+mkdir -p "$a"
+printf '{"rootDir": "%s", "gpgProvider": "gpg", "downloadConcurrency": 4}\n' "$a/root" >"$a/aptly.conf"
+aptly_bin=$(command -v aptly)
+GNUPGHOME=$a/.gnupg
+export GNUPGHOME
+mkdir -p -m 700 "$GNUPGHOME"
+gpg --batch --quiet --no-default-keyring --keyring trustedkeys.gpg --import "$up/.keyring.gpg" 2>/dev/null
+"$aptly_bin" -config="$a/aptly.conf" mirror create -architectures=amd64 bench "$url" stable main >/dev/null
+timed "aptly mirror update, $n packages" "$aptly_bin" -config="$a/aptly.conf" mirror update bench
+requests "  aptly mirror update"
+timed "aptly mirror update again" "$aptly_bin" -config="$a/aptly.conf" mirror update bench
+requests "  aptly mirror update again"
+unset GNUPGHOME
+kill $server 2>/dev/null || true
 fi

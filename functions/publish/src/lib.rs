@@ -355,6 +355,7 @@ impl Handler {
                 config,
                 Some(&progress),
                 Some(deadline),
+                raptr_core::import::CONCURRENCY,
             )
             .await
             .map_err(|e| HandlerError(format!("mirror {} of {}: {e}", m.name, self.bucket)))?;

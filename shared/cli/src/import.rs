@@ -117,26 +117,54 @@ async fn upstream_store(url: &str) -> Result<Arc<dyn ObjectStore>, CliError> {
     ))
 }
 
+/// How many bundles an import into this repository handles at once: one
+/// for a directory (its writes queue on one lock and the disk's syncs),
+/// several for a bucket (requests wait on the network).
+/// `RAPTR_IMPORT_CONCURRENCY` overrides it.
+fn concurrency(opened: &crate::repo::Opened) -> usize {
+    std::env::var("RAPTR_IMPORT_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(if opened.dir.is_some() {
+            1
+        } else {
+            import::CONCURRENCY
+        })
+}
+
+/// The keyring `--keyring` names, or none with `--allow-unsigned`;
+/// neither is an error that says what to give.
+fn keyring_arg(
+    url: &str,
+    path: Option<&std::path::Path>,
+    allow_unsigned: bool,
+) -> Result<Option<Keyring>, CliError> {
+    match path {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
+            Ok(Some(
+                Keyring::parse(&bytes, &path.display().to_string()).map_err(CliError)?,
+            ))
+        }
+        None if allow_unsigned => Ok(None),
+        None => Err(CliError(format!(
+            "{url}: give --keyring FILE (the keys its Release is signed by), or --allow-unsigned for an upstream that signs nothing"
+        ))),
+    }
+}
+
 pub fn run(repo: &str, args: &Args, json: bool) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
         let config = crate::repo::load_config(&opened).await?;
-        let keyring = match &args.keyring {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
-                Some(Keyring::parse(&bytes, &path.display().to_string()).map_err(CliError)?)
-            }
-            None if args.allow_unsigned => None,
-            None => {
-                return Err(CliError(format!(
-                    "{}: give --keyring FILE (the keys its Release is signed by), or --allow-unsigned for an upstream that signs nothing",
-                    args.url
-                )))
-            }
-        };
+        let keyring = keyring_arg(&args.url, args.keyring.as_deref(), args.allow_unsigned)?;
         let name = args.name.clone().unwrap_or_else(|| {
             let host = args.url.split("://").nth(1).unwrap_or(&args.url);
-            name_from(&format!("{host}-{}", args.suite.as_deref().unwrap_or("flat")))
+            name_from(&format!(
+                "{host}-{}",
+                args.suite.as_deref().unwrap_or("flat")
+            ))
         });
         let upstream = Upstream {
             name,
@@ -154,9 +182,17 @@ pub fn run(repo: &str, args: &Args, json: bool) -> Result<ExitCode, CliError> {
         let target = Target {
             distribution: args.to.clone(),
             component: args.component.clone(),
+            concurrency: concurrency(&opened),
         };
         let (summary, refused) = one(&opened, &config, &upstream, &target).await?;
-        print(repo, &upstream.name, &target, &summary, refused.as_deref(), json);
+        print(
+            repo,
+            &upstream.name,
+            &target,
+            &summary,
+            refused.as_deref(),
+            json,
+        );
         Ok(exit(&summary, refused.as_deref()))
     })
 }
@@ -202,6 +238,7 @@ pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliErr
                 &config,
                 Some(&progress),
                 None,
+                concurrency(&opened),
             )
             .await
             .map_err(|e| CliError(format!("mirror {}: {e}", m.name)))?;
@@ -219,7 +256,7 @@ pub fn sync(repo: &str, names: &[String], json: bool) -> Result<ExitCode, CliErr
                 print(
                     repo,
                     &m.name,
-                    &m.target(),
+                    &m.target(1),
                     &report.summary,
                     refused.as_deref(),
                     false,
@@ -380,19 +417,7 @@ pub fn migrate(repo: &str, args: &MigrateArgs, json: bool) -> Result<ExitCode, C
     runtime()?.block_on(async {
         let opened = open(repo, false).await?;
         let config = crate::repo::load_config(&opened).await?;
-        let keyring = match &args.keyring {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| crate::io_error(path, e))?;
-                Some(Keyring::parse(&bytes, &path.display().to_string()).map_err(CliError)?)
-            }
-            None if args.allow_unsigned => None,
-            None => {
-                return Err(CliError(format!(
-                    "{}: give --keyring FILE (the keys its Releases are signed by), or --allow-unsigned",
-                    args.url
-                )))
-            }
-        };
+        let keyring = keyring_arg(&args.url, args.keyring.as_deref(), args.allow_unsigned)?;
         let store = upstream_store(&args.url).await?;
         let suites = if args.suites.is_empty() {
             let found = import::suites(store.as_ref()).await.map_err(|e| {
@@ -495,6 +520,7 @@ pub fn migrate(repo: &str, args: &MigrateArgs, json: bool) -> Result<ExitCode, C
                 let target = Target {
                     distribution: dist_name.clone(),
                     component: Some(into),
+                    concurrency: concurrency(&opened),
                 };
                 eprintln!("{suite}/{component} -> {dist_name}/{}", target.component.as_deref().unwrap_or(""));
                 let (summary, refused) = one_with(&ingest, &opened, &config, &up, &target, &progress).await?;

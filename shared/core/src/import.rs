@@ -94,6 +94,10 @@ pub struct Target {
     /// The component for everything (default: the upstream component of
     /// the same name, else the distribution's only component).
     pub component: Option<String>,
+    /// How many bundles are handled at once: [`CONCURRENCY`] suits a
+    /// bucket, whose requests wait on the network; 1 suits a directory,
+    /// whose writes queue on one lock and the disk's syncs.
+    pub concurrency: usize,
 }
 
 /// What an import did.
@@ -778,7 +782,7 @@ pub async fn run(
         // Up to CONCURRENCY bundles at once, each one's files in order.
         let mut groups = Vec::new();
         let mut end = start;
-        while end < total && groups.len() < CONCURRENCY {
+        while end < total && groups.len() < target.concurrency.max(1) {
             let key = (&wanted[end].source, &wanted[end].version);
             let from = end;
             while end < total && (&wanted[end].source, &wanted[end].version) == key {
@@ -903,10 +907,12 @@ impl crate::config::Mirror {
         }
     }
 
-    pub fn target(&self) -> Target {
+    /// Where it is imported, `concurrency` bundles at once.
+    pub fn target(&self, concurrency: usize) -> Target {
         Target {
             distribution: self.distribution.clone(),
             component: self.component.clone(),
+            concurrency,
         }
     }
 }
@@ -928,7 +934,7 @@ pub async fn mirrors_in_turn<'a>(
 
 /// Syncs one mirror: its keyring read through `keys`, its upstream opened
 /// as `open` says (an error there is the sync's failure), the import run
-/// until `deadline`, and the report written to
+/// until `deadline`, `concurrency` bundles at once, and the report written to
 /// `reports/mirrors/<name>.json`. Only the report's own write can fail it.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_mirror(
@@ -940,6 +946,7 @@ pub async fn sync_mirror(
     config: &crate::config::Config,
     progress: Option<&Progress>,
     deadline: Option<std::time::Instant>,
+    concurrency: usize,
 ) -> std::result::Result<MirrorReport, StoreError> {
     let outcome = async {
         let upstream_store = open.map_err(ImportError::Refused)?;
@@ -953,7 +960,7 @@ pub async fn sync_mirror(
         };
         run(
             &mirror.upstream(upstream_store, keyring),
-            &mirror.target(),
+            &mirror.target(concurrency),
             ingest,
             store,
             config,
@@ -993,9 +1000,9 @@ pub async fn sync_mirror(
     Ok(report)
 }
 
-/// How many bundles an import handles at once: each file is a few reads
-/// and writes that wait on the store, not on the processor.
-const CONCURRENCY: usize = 8;
+/// How many bundles an import into a bucket handles at once: each file is
+/// a few requests that wait on the network, not on the processor.
+pub const CONCURRENCY: usize = 8;
 
 /// What became of one file of an import.
 enum FileOutcome {

@@ -166,6 +166,7 @@ mod import {
                 &Target {
                     distribution: "stable".into(),
                     component: None,
+                    concurrency: 1,
                 },
                 &ingest,
                 self.store.as_ref(),
@@ -296,6 +297,7 @@ mod import {
                 &Target {
                     distribution: "stable".into(),
                     component: None,
+                    concurrency: 1,
                 },
                 &ingest,
                 repo.store.as_ref(),
@@ -344,6 +346,7 @@ mod import {
         let target = Target {
             distribution: "stable".into(),
             component: None,
+            concurrency: 1,
         };
         let mut n = 0;
         loop {
@@ -502,6 +505,7 @@ mod layouts {
                 &Target {
                     distribution: "stable".into(),
                     component: None,
+                    concurrency: 1,
                 },
                 &ingest,
                 store.as_ref(),

@@ -211,26 +211,29 @@ fn a_package_from_the_debian_archive_apt_uses_is_imported_with_debians_keyring()
     let repo_dir = tmp.path().join("repo");
     let repo = repo_dir.to_str().expect("utf-8");
     ok(raptr(&["--repo", repo, "init"]));
-    let out = raptr(&[
-        "--repo",
-        repo,
-        "import",
-        &url,
-        "--suite",
-        &suite,
-        "--components",
-        "main",
-        "--architectures",
-        "amd64",
-        "--packages",
-        "hello",
-        "--newest",
-        "1",
-        "--keyring",
-        keyring.to_str().expect("utf-8"),
-        "--to",
-        "stable",
-    ]);
+    let import = |more: &[&str]| {
+        let mut args = vec![
+            "--repo",
+            repo,
+            "import",
+            &url,
+            "--suite",
+            &suite,
+            "--components",
+            "main",
+            "--architectures",
+            "amd64",
+            "--packages",
+            "hello",
+            "--newest",
+            "1",
+            "--keyring",
+            keyring.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(more);
+        raptr(&args)
+    };
+    let out = import(&["--to", "stable"]);
     let t = text(&out);
     if t.contains("transient failure") || t.contains("no answer within") {
         eprintln!("skipped: {url} is not reachable from here: {t}");
@@ -251,27 +254,7 @@ fn a_package_from_the_debian_archive_apt_uses_is_imported_with_debians_keyring()
 
     // With its dependencies, resolved in the archive: apt, reading only
     // this repository, can then install it on a machine with nothing.
-    let out = raptr(&[
-        "--repo",
-        repo,
-        "import",
-        &url,
-        "--suite",
-        &suite,
-        "--components",
-        "main",
-        "--architectures",
-        "amd64",
-        "--packages",
-        "hello",
-        "--newest",
-        "1",
-        "--with-dependencies",
-        "--keyring",
-        keyring.to_str().expect("utf-8"),
-        "--to",
-        "testing",
-    ]);
+    let out = import(&["--with-dependencies", "--to", "testing"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{url} {suite}: {t}");
     assert!(t.contains("added as dependencies; 0 dependenc"), "{t}");
