@@ -31,8 +31,9 @@ lint: setup
 fmt:
 	$(CARGO) fmt --all
 
-## Figures, not pass/fail: hashing, scan, the table, ingest, publish and the inventory
-## commands, next to apt-ftparchive and reprepro (see scripts/bench.sh).
+## Figures, not pass/fail: hashing, scan, the table, ingest, publish, the inventory
+## commands, snapshots and imports, next to apt-ftparchive, reprepro and aptly
+## (see scripts/bench.sh).
 bench: setup
 	scripts/bench.sh
 
