@@ -21,7 +21,7 @@ impl Server {
             .local_addr()
             .expect("addr")
             .port();
-        let mut child = Command::new("timeout")
+        let child = Command::new("timeout")
             .args(["600", "python3", "-m", "http.server", "--bind", "127.0.0.1"])
             .arg(port.to_string())
             .arg("--directory")
@@ -36,15 +36,18 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(Server(child, port));
         panic!("the server on port {port} did not start");
     }
 }
 
 impl Drop for Server {
+    /// SIGTERM to `timeout`, which passes it on to the server and exits
+    /// (a SIGKILL would end `timeout` alone and leave the server running).
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }
