@@ -388,10 +388,11 @@ impl Handler {
             .await
             .map_err(|e| HandlerError(e.to_string()))?;
         let mut answer = json!({ "bucket": self.bucket });
-        // A sweep that fails (it could not even list) never holds back the
-        // scheduled publish: the publish runs, then the invocation fails so
-        // that the error is seen and the schedule's retry sweeps again.
-        let mut sweep_error = None;
+        // A sweep or a mirror sync that fails (it could not even list, or
+        // record its report) never holds back the scheduled publish: the
+        // publish runs, then the invocation fails so that the error is seen
+        // and the schedule's retry tries again.
+        let mut deferred_error = None;
         if matches!(task, Task::Scheduled | Task::Sweep) {
             let mut ingest = Ingest::new(self.store.clone(), self.table.clone(), config.clone())
                 .with_keyrings(Arc::new(raptr_aws::SecretReader(self.aws.conf.clone())));
@@ -412,18 +413,22 @@ impl Handler {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "sweep");
-                    sweep_error = Some(HandlerError(format!("sweep of {}: {e}", self.bucket)));
+                    deferred_error = Some(HandlerError(format!("sweep of {}: {e}", self.bucket)));
                 }
             }
         }
         if matches!(task, Task::Scheduled | Task::Mirror) {
-            let synced = self.sync_mirrors(&config).await?;
-            if !synced.is_empty() {
-                answer["mirrors"] = json!(synced);
+            match self.sync_mirrors(&config).await {
+                Ok(synced) if synced.is_empty() => {}
+                Ok(synced) => answer["mirrors"] = json!(synced),
+                Err(e) => {
+                    tracing::error!(error = %e, "mirrors");
+                    deferred_error.get_or_insert(e);
+                }
             }
         }
         if task == Task::Sweep {
-            return match sweep_error {
+            return match deferred_error {
                 Some(e) => Err(e),
                 None => Ok(answer),
             };
@@ -476,7 +481,7 @@ impl Handler {
             }
             Task::Sweep => {}
         }
-        match sweep_error {
+        match deferred_error {
             Some(e) => Err(e),
             None => Ok(answer),
         }
@@ -576,6 +581,7 @@ mod tests {
             task(&json!({"raptr": "verify"})).unwrap(),
             Task::Verify { dry_run: false }
         );
+        assert_eq!(task(&json!({"raptr": "mirror"})).unwrap(), Task::Mirror);
         assert!(task(&json!({"raptr": "explode"})).is_err());
         assert!(task(&json!({"raptr": "purge", "dry_run": "yes"})).is_err());
         assert!(task(&json!({"Records": [{"eventSource": "aws:s3"}]})).is_err());

@@ -495,14 +495,17 @@ fn an_aptly_publication_is_migrated_with_every_version() {
     ok(raptr(&["--repo", repo, "init"]));
     let public = root.join("public");
     let url = format!("file:{}", public.display());
-    let t = ok(raptr(&[
-        "--repo",
-        repo,
-        "migrate",
-        &url,
-        "--keyring",
-        keyring.to_str().expect("utf-8"),
-    ]));
+    let migrate = || {
+        raptr(&[
+            "--repo",
+            repo,
+            "migrate",
+            &url,
+            "--keyring",
+            keyring.to_str().expect("utf-8"),
+        ])
+    };
+    let t = ok(migrate());
     assert!(
         t.contains("stable/main -> stable: 2 package(s)")
             && t.contains("testing/main -> testing: 2 package(s)")
@@ -510,14 +513,7 @@ fn an_aptly_publication_is_migrated_with_every_version() {
         "{t}"
     );
     ok(raptr(&["--repo", repo, "publish"]));
-    let t = ok(raptr(&[
-        "--repo",
-        repo,
-        "migrate",
-        &url,
-        "--keyring",
-        keyring.to_str().expect("utf-8"),
-    ]));
+    let t = ok(migrate());
     assert!(
         t.contains("0 file(s) imported"),
         "a second run fetches nothing: {t}"
